@@ -1,0 +1,78 @@
+"""Log-mel frontend in numpy.
+
+It runs outside the model on purpose: an in-graph STFT stays float and would block a fully integer
+model (and the Edge TPU). Every parameter comes from the model card's "frontend" section.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    sample_rate: int = 16000
+    n_fft: int = 512
+    win_length: int = 400
+    hop_length: int = 160
+    n_mels: int = 40
+    f_min: float = 60.0
+    f_max: float = 7600.0
+    log_floor: float = 1e-4
+
+    @classmethod
+    def from_card(cls, card_frontend: dict) -> "FrontendConfig":
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in card_frontend.items() if k in known})
+
+    def to_card(self) -> dict:
+        return asdict(self)
+
+    def n_frames(self, n_samples: int) -> int:
+        return 1 + (n_samples - self.n_fft) // self.hop_length
+
+
+def hz_to_mel(hz):
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(mel):
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_filterbank(cfg: FrontendConfig) -> np.ndarray:
+    """Triangular HTK-mel filters, shape (n_mels, n_fft // 2 + 1), peak 1 (no area normalisation)."""
+    fft_hz = np.linspace(0.0, cfg.sample_rate / 2, cfg.n_fft // 2 + 1)
+    edges_hz = mel_to_hz(np.linspace(hz_to_mel(cfg.f_min), hz_to_mel(cfg.f_max), cfg.n_mels + 2))
+    lower, centre, upper = edges_hz[:-2, None], edges_hz[1:-1, None], edges_hz[2:, None]
+    rising = (fft_hz[None, :] - lower) / (centre - lower)
+    falling = (upper - fft_hz[None, :]) / (upper - centre)
+    return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
+
+
+class LogMel:
+    """int16 or float audio (one window) -> float32 log-mel, shape (n_frames, n_mels)."""
+
+    def __init__(self, cfg: FrontendConfig):
+        self.cfg = cfg
+        # Periodic Hann of win_length, centred in an n_fft frame (the usual STFT convention).
+        n = np.arange(cfg.win_length)
+        hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / cfg.win_length)
+        pad = (cfg.n_fft - cfg.win_length) // 2
+        self.window = np.zeros(cfg.n_fft, dtype=np.float32)
+        self.window[pad : pad + cfg.win_length] = hann
+        self.filters_t = mel_filterbank(cfg).T.copy()
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        x = np.asarray(audio)
+        if x.dtype == np.int16:
+            x = x.astype(np.float32) / 32768.0
+        x = x.astype(np.float32, copy=False)
+        n_frames = self.cfg.n_frames(len(x))
+        if n_frames < 1:
+            raise ValueError(f"expected at least {self.cfg.n_fft} samples, got {len(x)}")
+        frames = np.lib.stride_tricks.sliding_window_view(x, self.cfg.n_fft)[:: self.cfg.hop_length][:n_frames]
+        spectrum = np.fft.rfft(frames * self.window, axis=-1)
+        power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+        return np.log(power @ self.filters_t + self.cfg.log_floor).astype(np.float32)

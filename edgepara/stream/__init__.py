@@ -1,0 +1,1 @@
+"""Streaming stages: source -> ring -> vad -> windower -> (embedder, heads) -> smoother -> sinks."""

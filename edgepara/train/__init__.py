@@ -1,0 +1,1 @@
+"""Training, export and benchmarks. Needs the [train] extra; the streaming path never imports this package."""

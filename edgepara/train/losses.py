@@ -1,0 +1,45 @@
+"""Distillation losses: TRILLsson-style pooled-embedding matching and STaR-style temporal Gram matching."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def embedding_loss(y_true, y_pred):
+    """MSE on standardised teacher targets plus cosine distance (scale-free direction matching)."""
+    import keras.ops as K
+
+    mse = K.mean(K.square(y_true - y_pred), axis=-1)
+    cos = K.sum(y_true * y_pred, axis=-1) / (K.norm(y_true, axis=-1) * K.norm(y_pred, axis=-1) + 1e-6)
+    return mse + (1.0 - cos)
+
+
+def resample_matrix(n_from: int, n_to: int) -> np.ndarray:
+    """(n_to, n_from) linear interpolation, aligning the student's frame grid to the teacher's."""
+    positions = np.linspace(0, n_from - 1, n_to)
+    m = np.zeros((n_to, n_from), dtype=np.float32)
+    lo = np.floor(positions).astype(int)
+    hi = np.minimum(lo + 1, n_from - 1)
+    frac = positions - lo
+    m[np.arange(n_to), lo] += 1 - frac
+    m[np.arange(n_to), hi] += frac
+    return m
+
+
+def gram(frames):
+    """Frame x frame cosine similarity, (B, T, D) -> (B, T, T)."""
+    import keras.ops as K
+
+    unit = frames / (K.norm(frames, axis=-1, keepdims=True) + 1e-6)
+    return K.einsum("btd,bsd->bts", unit, unit)
+
+
+def make_gram_loss(n_student_frames: int, n_teacher_frames: int):
+    import keras.ops as K
+
+    align = K.convert_to_tensor(resample_matrix(n_student_frames, n_teacher_frames))
+
+    def gram_loss(teacher_frames, student_frames):
+        aligned = K.einsum("ts,bsd->btd", align, student_frames)
+        return K.mean(K.square(gram(teacher_frames) - gram(aligned)), axis=(1, 2))
+
+    return gram_loss

@@ -1,0 +1,69 @@
+"""Events flowing out of the pipeline. Times are stream seconds from the first sample."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SpeechStart:
+    t: float
+    utterance: int
+    type: str = "speech_start"
+
+
+@dataclass(frozen=True)
+class SpeechEnd:
+    t: float
+    utterance: int
+    duration: float
+    type: str = "speech_end"
+
+
+@dataclass(frozen=True)
+class Window:
+    """One model window of speech audio (int16, 16 kHz) inside an utterance."""
+
+    t_start: float
+    t_end: float
+    utterance: int
+    samples: np.ndarray
+    final: bool = False  # the flush at speech end
+
+
+@dataclass(frozen=True)
+class EmbeddedWindow:
+    window: Window
+    embedding: np.ndarray
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    t: float
+    utterance: int
+    head: str
+    label: str
+    confidence: float
+    probs: dict[str, float]
+    final: bool
+    latency_ms: float = 0.0
+    type: str = "prediction"
+
+
+@dataclass(frozen=True)
+class Overflow:
+    """Audio was dropped because the ring buffer was full."""
+
+    t: float
+    dropped_samples: int
+    type: str = "overflow"
+
+
+Event = SpeechStart | SpeechEnd | Prediction | Overflow
+
+
+def event_to_dict(event) -> dict:
+    d = asdict(event)
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}

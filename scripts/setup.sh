@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Sets up edgepara on Debian/Ubuntu/Raspberry Pi OS: system packages, a virtual environment in .venv,
+# and the package itself. Usage: scripts/setup.sh [runtime|train|test]   (default: runtime)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile="${1:-runtime}"
+
+apt_packages=(python3-venv python3-dev libportaudio2 libsndfile1 alsa-utils)
+case "$profile" in
+  train|test) apt_packages+=(espeak-ng pulseaudio pulseaudio-utils libasound2-plugins) ;;
+esac
+missing=()
+for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+case "$profile" in
+  runtime) .venv/bin/pip install -q -e . ;;
+  train|test)
+    # A CPU build of torch first (resemblyzer pulls torch; unpinned, pip would fetch a multi-GB CUDA build).
+    .venv/bin/pip install -q 'setuptools<81' torch==2.13.0
+    .venv/bin/pip install -q -e ".[train,test]" ;;
+  *) echo "usage: scripts/setup.sh [runtime|train|test]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,95 @@
+"""Shipped models load in the real LiteRT interpreter, are fully integer, and are checked against their cards."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from edgepara.assets import available_models, models_dir, resolve_model
+from edgepara.errors import ModelError
+from edgepara.heads import ProbeHead
+from edgepara.runtime import Embedder, interpreter_backend
+
+SHIPPED = available_models()
+
+
+def test_both_sizes_are_shipped_within_budget():
+    assert {"edgepara-tiny", "edgepara-small"} <= set(SHIPPED)
+    assert resolve_model("edgepara-tiny")[1]["bytes"] <= 256 * 1024
+    assert resolve_model("edgepara-small")[1]["bytes"] <= 2 * 1024 * 1024
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_model_is_fully_integer_in_the_real_interpreter(name):
+    from edgepara.train.export import inspect_tflite  # reads the graph without the XNNPACK delegate
+
+    path, card = resolve_model(name)
+    info = inspect_tflite(path)
+    assert set(info["tensor_dtypes"]) <= {"int8", "int32"}
+    assert info["input"]["dtype"] == info["output"]["dtype"] == "int8"
+    assert info["input"]["shape"][0] == 1 and info["output"]["shape"] == [1, card["embedding_dim"]]
+    assert set(info["ops"]) <= {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN", "RESHAPE", "QUANTIZE"}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_embedding_is_finite_and_depends_on_input(name, speech_clip):
+    from edgepara.audio import read_audio
+
+    embedder = Embedder(name)
+    audio = read_audio(speech_clip)
+    a = embedder.embed(audio[16000:32000])
+    b = embedder.embed(audio[40000:56000])
+    assert a.shape == (embedder.dim,) and np.all(np.isfinite(a))
+    assert not np.allclose(a, b)
+    assert interpreter_backend() in {"ai-edge-litert", "tflite-runtime", "tensorflow"}
+
+
+def _copy_model(tmp_path, name="edgepara-tiny"):
+    for ext in (".tflite", ".json"):
+        shutil.copy(models_dir() / f"{name}{ext}", tmp_path / f"{name}{ext}")
+    return tmp_path / f"{name}.tflite"
+
+
+def test_tampered_model_is_refused(tmp_path):
+    path = _copy_model(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="expected sha256 .* got"):
+        Embedder(path)
+
+
+def test_truncated_model_is_refused(tmp_path):
+    path = _copy_model(tmp_path)
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ModelError, match="expected .* bytes"):
+        Embedder(path)
+
+
+def test_missing_model_file_is_refused(tmp_path):
+    path = _copy_model(tmp_path)
+    path.unlink()
+    with pytest.raises(ModelError, match="got nothing there"):
+        Embedder(path)
+
+
+def test_card_dimension_disagreeing_with_model_is_refused(tmp_path):
+    path = _copy_model(tmp_path)
+    card_path = path.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    card["embedding_dim"] += 1
+    card["output"]["shape"][-1] += 1
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="output shape"):
+        Embedder(path)
+
+
+def test_unknown_model_name_lists_the_known_ones():
+    with pytest.raises(ModelError, match="edgepara-small"):
+        Embedder("edgepara-huge")
+
+
+def test_head_for_another_model_is_refused():
+    tiny = Embedder("edgepara-tiny")
+    with pytest.raises(Exception, match="trained on model"):
+        ProbeHead.load("emotion", tiny.card)
