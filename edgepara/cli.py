@@ -200,13 +200,13 @@ def cmd_bench(args) -> int:
         return 0
     bench = _train_module("bench")
     if args.what == "quality":
-        report = bench.quality(Path(args.out), Path(args.cache), Path(args.runs), data_root=args.data_root,
-                               command=_command_line())
+        bench.quality(Path(args.out), Path(args.cache), Path(args.runs), data_root=args.data_root,
+                      command=_command_line(), ablation=Path(args.ablation) if args.ablation else None)
         print((Path(args.out) / "results.md").read_text())
-        if args.write_emotion_head:
+        if args.write_heads:
             heads = _train_module("heads")
-            heads.train_emotion_head(args.head_model, Path(args.cache), data_root=args.data_root,
-                                     command=_command_line())
+            for train in (heads.train_emotion_head, heads.train_mask_head, heads.calibrate_speaker_threshold):
+                train(args.head_model, Path(args.cache), data_root=args.data_root, command=_command_line())
     else:
         bench.speed(Path(args.out) if args.out else None, command=_command_line())
     return 0
@@ -308,7 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--model", default="edgepara-tiny", help="bench stream: the model")
     bench.add_argument("--head", default="emotion", help="bench stream: heads")
     bench.add_argument("--seconds", type=float, default=300.0, help="bench stream: audio length")
-    bench.add_argument("--write-emotion-head", action="store_true", help="bench quality: also train heads/emotion")
+    bench.add_argument("--ablation", default=None, help="bench quality: a folder of distill runs with other --losses")
+    bench.add_argument("--write-heads", action="store_true",
+                       help="bench quality: also train the shipped emotion and mask heads and the speaker threshold")
     bench.add_argument("--head-model", default=DEFAULT_MODEL)
     bench.set_defaults(fn=cmd_bench)
 

@@ -1,5 +1,5 @@
-"""Heads on the shared embedding: linear/MLP probes from .npz + card, and speaker identification from
-enrolled profiles. A head built for another model is refused."""
+"""Probe heads on the shared embedding (.npz weights + JSON card); a head built for another model is refused.
+Speaker identification from enrolled profiles lives in speaker.py."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -2,16 +2,18 @@
 (float and int8) on the same speaker-independent splits, in one run."""
 from __future__ import annotations
 
-import json
+import hashlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..assets import available_models, models_dir, resolve_model
+from ..assets import available_models, resolve_model
 from ..audio import read_audio
 from ..stream.windower import offline_windows
-from .data import data_root as find_data_root, load_manifest
+from .data import Utterance, data_root as find_data_root, load_manifest
+from .masks import curves_path, load_curves, apply_mask
 from .export import write_json
 from .probes import leave_one_speaker_out, split_protocol, verification_eer
 
@@ -33,73 +35,136 @@ def _cached(cache: Path, key: str, compute) -> np.ndarray:
     return value
 
 
-def teacher_features(name: str, utterances, cache: Path, dataset: str, log=print) -> np.ndarray:
-    def compute():
-        from .teachers import TEACHERS
-
-        teacher = TEACHERS[name]()
-        log(f"  {name} on {dataset} ({len(utterances)} files)")
-        return np.stack([teacher.utterance(read_audio(u.path)) for u in utterances]).astype(np.float32)
-
-    return _cached(cache, f"{dataset}_{name}", compute)
+MASK_TYPES = ("surgical", "CottonJersey2L", "CottonPlain2L", "CottonDenim2L")
+HELD_OUT_MASK = "CottonPlain2L"  # never in the mask head's training data; reported separately
 
 
-def int8_features(model: str, utterances, cache: Path, dataset: str) -> np.ndarray:
+@dataclass(frozen=True)
+class Item:
+    """One utterance as a system hears it: clean, or through a simulated mask (seeded per utterance)."""
+
+    utterance: Utterance
+    mask: str | None = None
+
+    def audio(self, curves: dict | None = None) -> np.ndarray:
+        audio = read_audio(self.utterance.path)
+        if self.mask is None:
+            return audio
+        seed = int(hashlib.sha1(f"{self.utterance.path.name}|{self.mask}".encode()).hexdigest()[:8], 16)
+        return apply_mask(audio, *curves[self.mask], rng=np.random.default_rng(seed))
+
+
+def mask_items(ravdess: list[Utterance]) -> list[Item]:
+    """RAVDESS repetition 1 (720 utterances, all 24 actors), clean and through each of the four masks."""
+    first_takes = [u for u in ravdess if u.path.name.split("-")[5] == "01"]
+    return [Item(u, m) for m in (None,) + MASK_TYPES for u in first_takes]
+
+
+def system_embedders(runs: Path, ablation: Path | None) -> dict[str, tuple[str, object, int | None]]:
+    """name -> (cache key, factory of `audio -> vector`, size in bytes or None for hand-crafted)."""
+    systems = {}
+    sizes = teacher_sizes()
+    for name in TEACHER_NAMES:
+        systems[name] = (name, lambda name=name: _teacher(name), sizes.get(name))
+    for model in available_models():
+        systems[f"{model} int8"] = int8_system(model)
+        _, card = resolve_model(model)
+        path = runs / model / "backbone.keras"
+        if path.exists():
+            systems[f"{model} float"] = (f"{model}_float_{_digest(path)}", lambda m=model, p=path: _float(m, p),
+                                         card["params"] * 4)
+    for variant in sorted(p for p in (ablation.iterdir() if ablation and ablation.is_dir() else []) if p.is_dir()):
+        for path in sorted(variant.glob("*/backbone.keras")):
+            model = path.parent.name
+            systems[f"ablation {variant.name} ({model} float)"] = (
+                f"{model}_float_{_digest(path)}", lambda m=model, p=path: _float(m, p), None)
+    return systems
+
+
+def int8_system(model: str) -> tuple[str, object, int]:
+    _, card = resolve_model(model)
+    return f"{model}_int8_{card['sha256'][:12]}", lambda: _int8(model), card["bytes"]
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def _teacher(name: str):
+    from .teachers import TEACHERS
+
+    return TEACHERS[name]().utterance
+
+
+def _int8(model: str):
     from ..runtime import Embedder
 
     embedder = Embedder(model)
+    return lambda audio: np.mean([embedder.embed(w) for w in offline_windows(audio, embedder.window, embedder.hop)], axis=0)
+
+
+def _float(model: str, path: Path):
+    import keras
+
+    from .distill import log_mels
+    from .student import SIZES
+
+    backbone = keras.models.load_model(path, safe_mode=False)
+    cfg = SIZES[model]
+
+    def embed(audio):
+        mels = log_mels(offline_windows(audio, cfg.window_samples, cfg.hop_samples), cfg)[..., None]
+        return np.asarray(backbone(mels, training=False)[0]).mean(axis=0)
+
+    return embed
+
+
+def features(system: tuple, items: list[Item], cache: Path, set_name: str, curves=None, log=print) -> np.ndarray:
+    key, factory, _ = system
 
     def compute():
-        return np.stack([
-            np.mean([embedder.embed(w) for w in offline_windows(read_audio(u.path), embedder.window, embedder.hop)], axis=0)
-            for u in utterances])
+        log(f"  {key} on {set_name} ({len(items)} utterances)")
+        embed = factory()
+        return np.stack([embed(item.audio(curves)) for item in items]).astype(np.float32)
 
-    return _cached(cache, f"{dataset}_{model}_int8_{embedder.card['sha256'][:12]}", compute)
-
-
-def float_features(model: str, runs: Path, utterances, cache: Path, dataset: str) -> np.ndarray | None:
-    """The float student saved by distill (runs/NAME/backbone.keras); None when it is not there."""
-    path = runs / model / "backbone.keras"
-    if not path.exists():
-        return None
-    import hashlib
-
-    key = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-
-    def compute():
-        import keras
-
-        from .distill import log_mels
-        from .student import SIZES
-
-        backbone = keras.models.load_model(path, safe_mode=False)
-        cfg = SIZES[model]
-        out = []
-        for u in utterances:
-            windows = offline_windows(read_audio(u.path), cfg.window_samples, cfg.hop_samples)
-            out.append(backbone.predict(log_mels(windows, cfg)[..., None], verbose=0)[0].mean(axis=0))
-        return np.stack(out)
-
-    return _cached(cache, f"{dataset}_{model}_float_{key}", compute)
+    return _cached(cache, f"{set_name}_{key}", compute)
 
 
-def evaluate_all(features: dict[str, np.ndarray], data: dict[str, list]) -> dict[str, dict]:
-    """features: system -> concatenated rows for ravdess, emodb, fsdd (in corpus order)."""
-    sizes = {name: len(rows) for name, rows in data.items()}
-    offsets = np.cumsum([0] + list(sizes.values()))
-    results = {}
-    for system, X in features.items():
-        parts = {name: X[offsets[i]:offsets[i + 1]] for i, name in enumerate(sizes)}
-        rav, emo, fsdd = data["ravdess"], data["emodb"], data["fsdd"]
-        res = {
-            "ravdess_emotion": split_protocol(parts["ravdess"], np.array([u.label for u in rav]), [u.split for u in rav]),
-            "emodb_emotion": leave_one_speaker_out(parts["emodb"], np.array([u.label for u in emo]), [u.speaker for u in emo]),
-            "fsdd_speaker": split_protocol(parts["fsdd"], np.array([u.speaker for u in fsdd]), [u.split for u in fsdd]),
-        }
-        test = np.array([u.split == "test" for u in rav])
-        res["ravdess_verification_eer"] = verification_eer(parts["ravdess"][test], [u.speaker for u, t in zip(rav, test) if t])
-        results[system] = res
-    return results
+def evaluate_clean(X: dict[str, np.ndarray], data: dict[str, list]) -> dict:
+    rav, emo, fsdd = data["ravdess"], data["emodb"], data["fsdd"]
+    test = np.array([u.split == "test" for u in rav])
+    return {
+        "ravdess_emotion": split_protocol(X["ravdess"], np.array([u.label for u in rav]), [u.split for u in rav]),
+        "emodb_emotion": leave_one_speaker_out(X["emodb"], np.array([u.label for u in emo]), [u.speaker for u in emo]),
+        "fsdd_speaker": split_protocol(X["fsdd"], np.array([u.speaker for u in fsdd]), [u.split for u in fsdd]),
+        "ravdess_verification_eer": verification_eer(X["ravdess"][test], [u.speaker for u, t in zip(rav, test) if t])[0],
+    }
+
+
+def mask_design(items: list[Item]) -> dict[str, np.ndarray]:
+    """Row selections for the simulated-mask task. Each training utterance appears clean and through one
+    seen mask (chosen per utterance, so classes stay balanced); the held-out mask never enters training."""
+    seen = [m for m in MASK_TYPES if m != HELD_OUT_MASK]
+    split = np.array([it.utterance.split for it in items])
+    mask = np.array([it.mask or "none" for it in items])
+    chosen = np.array([seen[int(hashlib.sha1(it.utterance.path.name.encode()).hexdigest(), 16) % len(seen)]
+                       for it in items])
+    fit_rows = (mask == "none") | (mask == chosen)
+    return {
+        "label": np.where(mask == "none", "no_mask", "mask"),
+        "train": (split == "train") & fit_rows, "val": (split == "val") & fit_rows,
+        "test_seen": (split == "test") & fit_rows,
+        "test_held_out": (split == "test") & ((mask == "none") | (mask == HELD_OUT_MASK)),
+    }
+
+
+def evaluate_mask(X: np.ndarray, design: dict) -> dict:
+    from .probes import fit_probe, scores
+
+    y = design["label"]
+    probe = fit_probe(X[design["train"]], y[design["train"]], X[design["val"]], y[design["val"]])
+    return {f"{which}": scores(y[design[which]], probe.predict(X[design[which]]))["uar"]
+            for which in ("test_seen", "test_held_out")}
 
 
 def teacher_sizes() -> dict[str, int]:
@@ -110,31 +175,38 @@ def teacher_sizes() -> dict[str, int]:
     sizes["speech_embedding"] = (ow / "embedding_model.tflite").stat().st_size + (ow / "melspectrogram.tflite").stat().st_size
     rz = Path(importlib.util.find_spec("resemblyzer").origin).parent / "pretrained.pt"
     sizes["resemblyzer"] = rz.stat().st_size
-    sizes["teachers_concat"] = sizes["speech_embedding"] + sizes["resemblyzer"]
     return sizes
 
 
-def quality(out: Path, cache: Path, runs: Path, data_root=None, log=print, command: str = "") -> dict:
+def quality(out: Path, cache: Path, runs: Path, data_root=None, log=print, command: str = "",
+            ablation: Path | None = None, with_masks: bool = True) -> dict:
     root = find_data_root(data_root)
     data = corpus(root)
-    everything = [u for rows in data.values() for u in rows]
-    features: dict[str, np.ndarray] = {}
-    for name in TEACHER_NAMES:
-        features[name] = np.concatenate([teacher_features(name, rows, cache, ds, log) for ds, rows in data.items()])
-    features["teachers_concat"] = np.concatenate([features[n] for n in TEACHER_NAMES], axis=1)
-    sizes = teacher_sizes()
-    for model in available_models():
-        log(f"  {model} (int8)")
-        features[f"{model} int8"] = np.concatenate([int8_features(model, rows, cache, ds) for ds, rows in data.items()])
-        sizes[f"{model} int8"] = resolve_model(model)[1]["bytes"]
-        float_parts = [float_features(model, runs, rows, cache, ds) for ds, rows in data.items()]
-        if all(p is not None for p in float_parts):
-            features[f"{model} float"] = np.concatenate(float_parts)
-            sizes[f"{model} float"] = resolve_model(model)[1]["params"] * 4
-    log(f"probes on {len(everything)} utterances, {len(features)} systems")
-    results = evaluate_all(features, data)
-    report = {"command": command, "utterances": {k: len(v) for k, v in data.items()}, "sizes_bytes": sizes,
-              "results": results, "retention": retention(results)}
+    sets = {name: [Item(u) for u in rows] for name, rows in data.items()}
+    masked = mask_items(data["ravdess"]) if with_masks else []
+    curves = load_curves(str(curves_path(root)))
+    systems = system_embedders(runs, ablation)
+    per_system = {name: {ds: features(sys_, items, cache, ds, log=log) for ds, items in sets.items()}
+                  for name, sys_ in systems.items()}
+    per_system["teachers_concat"] = {ds: np.concatenate([per_system[t][ds] for t in TEACHER_NAMES], axis=1)
+                                     for ds in sets}
+    results = {}
+    for name, X in per_system.items():
+        log(f"  probes: {name}")
+        results[name] = evaluate_clean(X, data)
+    if masked:
+        design = mask_design(masked)
+        mask_X = {name: features(sys_, masked, cache, "ravdess_masked", curves, log)
+                  for name, sys_ in systems.items() if not name.startswith("ablation")}
+        mask_X["teachers_concat"] = np.concatenate([mask_X[t] for t in TEACHER_NAMES], axis=1)
+        for name, X in mask_X.items():
+            results[name]["mask_simulated_uar"] = evaluate_mask(X, design)
+    sizes = {name: sys_[2] for name, sys_ in systems.items() if sys_[2] is not None}
+    sizes["teachers_concat"] = sizes["speech_embedding"] + sizes["resemblyzer"]
+    report = {"command": command, "utterances": {k: len(v) for k, v in data.items()},
+              "mask_task": {"utterances": len(masked), "held_out_mask": HELD_OUT_MASK,
+                            "note": "simulated: clean speech filtered with measured mask attenuation curves"},
+              "sizes_bytes": sizes, "results": results, "retention": retention(results)}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", report)
     (out / "results.md").write_text(markdown_table(report))
@@ -143,28 +215,45 @@ def quality(out: Path, cache: Path, runs: Path, data_root=None, log=print, comma
 
 
 TASKS = (("ravdess_emotion", "accuracy"), ("ravdess_emotion", "uar"), ("emodb_emotion", "accuracy"),
-         ("emodb_emotion", "uar"), ("fsdd_speaker", "accuracy"))
+         ("emodb_emotion", "uar"), ("fsdd_speaker", "accuracy"), ("mask_simulated_uar", "test_held_out"))
+
+
+def _score(r: dict, task: str, metric: str):
+    return r.get(task, {}).get(metric)
 
 
 def retention(results: dict) -> dict:
+    """Student score / concatenated-teacher score per task; for verification, EER difference to the best
+    teacher in points (lower EER is better)."""
     ref = results["teachers_concat"]
-    return {system: {f"{task}.{metric}": round(r[task][metric] / ref[task][metric], 3) for task, metric in TASKS}
-            for system, r in results.items() if "edgepara" in system}
+    best_eer = min(results[t]["ravdess_verification_eer"] for t in TEACHER_NAMES)
+    out = {}
+    for system, r in results.items():
+        if "edgepara" not in system:
+            continue
+        row = {f"{t}.{m}": round(_score(r, t, m) / _score(ref, t, m), 3)
+               for t, m in TASKS if _score(r, t, m) is not None and _score(ref, t, m)}
+        row["verification_eer_minus_best_teacher_points"] = round(100 * (r["ravdess_verification_eer"] - best_eer), 1)
+        out[system] = row
+    return out
 
 
 def markdown_table(report: dict) -> str:
-    head = ("| system | size | RAVDESS acc | RAVDESS UAR | EmoDB acc | EmoDB UAR | FSDD spk acc | RAVDESS SV EER |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|\n")
+    head = ("| system | size | RAVDESS acc | RAVDESS UAR | EmoDB acc | EmoDB UAR | FSDD speaker acc | "
+            "mask UAR, held-out type (simulated) | RAVDESS verification EER |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
     rows = []
     for system, r in report["results"].items():
         size = report["sizes_bytes"].get(system)
-        size_s = "hand-crafted" if size is None else f"{size / 1e6:.2f} MB" if size > 1e6 else f"{size / 1e3:.0f} KB"
-        cells = [f"{r[t][m]:.3f}" for t, m in TASKS] + [f"{r['ravdess_verification_eer']:.3f}"]
-        rows.append(f"| {system} | {size_s} | " + " | ".join(cells) + " |")
-    ret = ["", "Retention (int8 or float student score / concatenated-teacher score):", "",
-           "| system | " + " | ".join(f"{t}.{m}" for t, m in TASKS) + " |", "|---|" + "---:|" * len(TASKS)]
+        size_s = ("hand-crafted" if system == "egemaps" else "" if size is None
+                  else f"{size / 1e6:.2f} MB" if size > 1e6 else f"{size / 1e3:.0f} KB")
+        cells = [("-" if _score(r, t, m) is None else f"{_score(r, t, m):.3f}") for t, m in TASKS]
+        rows.append(f"| {system} | {size_s} | " + " | ".join(cells) + f" | {r['ravdess_verification_eer']:.3f} |")
+    names = [f"{t}.{m}" for t, m in TASKS] + ["verification_eer_minus_best_teacher_points"]
+    ret = ["", "Retention (student score / concatenated-teacher score; EER: points above the best teacher):", "",
+           "| system | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for system, r in report["retention"].items():
-        ret.append(f"| {system} | " + " | ".join(f"{v:.3f}" for v in r.values()) + " |")
+        ret.append(f"| {system} | " + " | ".join(str(r.get(n, "-")) for n in names) + " |")
     return head + "\n".join(rows) + "\n" + "\n".join(ret) + "\n"
 
 
@@ -179,9 +268,11 @@ def plot(report: dict, path: Path) -> None:
                                          ("fsdd_speaker", "accuracy"))):
         for system, r in report["results"].items():
             size = report["sizes_bytes"].get(system)
-            if size is None:
+            if system == "egemaps":
                 ax.axhline(r[task][metric], ls="--", color="grey", lw=1)
                 ax.text(2e4, r[task][metric], " eGeMAPS", va="bottom", fontsize=8, color="grey")
+                continue
+            if size is None:
                 continue
             ax.scatter(size, r[task][metric], color="tab:red" if "edgepara" in system else "tab:blue")
             ax.annotate(system, (size, r[task][metric]), fontsize=7, xytext=(3, 3), textcoords="offset points")

@@ -78,8 +78,7 @@ def train_student(cfg: StudentConfig, mels: np.ndarray, targets: dict, dc: Disti
     backbone = build_backbone(cfg)
     teachers = [t for t in ("speech_embedding", "resemblyzer", "egemaps") if t in dc.losses]
     trainer = build_trainer(backbone, teachers=teachers or ("speech_embedding",))
-    n_student = int(trainer.outputs[-1].shape[1]) if "gram" not in trainer.output_names else int(
-        backbone.outputs[1].shape[1])
+    n_student = int(backbone.outputs[1].shape[1])
     losses = {t: embedding_loss for t in teachers or ("speech_embedding",)}
     weights = {t: 1.0 for t in losses}
     if not teachers:  # Gram-only ablation keeps a zero-weight head so the graph stays the same

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..speaker import equal_error_rate
+
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 
 
@@ -32,7 +34,7 @@ def scores(y_true, y_pred) -> dict[str, float]:
     return {"accuracy": float(np.mean(y_true == y_pred)), "uar": float(np.mean(recalls))}
 
 
-def _fit(X, y, C, classes, seed=0) -> Probe:
+def fit_with_c(X, y, C, classes, seed=0) -> Probe:
     from sklearn.linear_model import LogisticRegression
 
     mean, std = X.mean(axis=0), X.std(axis=0) + 1e-6
@@ -49,8 +51,8 @@ def _fit(X, y, C, classes, seed=0) -> Probe:
 def fit_probe(X_train, y_train, X_val, y_val, grid=C_GRID) -> Probe:
     """C chosen by validation UAR, then refit on train + validation."""
     classes = sorted(set(y_train) | set(y_val))
-    best = max(grid, key=lambda C: scores(y_val, _fit(X_train, y_train, C, classes).predict(X_val))["uar"])
-    return _fit(np.concatenate([X_train, X_val]), np.concatenate([y_train, y_val]), best, classes)
+    best = max(grid, key=lambda C: scores(y_val, fit_with_c(X_train, y_train, C, classes).predict(X_val))["uar"])
+    return fit_with_c(np.concatenate([X_train, X_val]), np.concatenate([y_train, y_val]), best, classes)
 
 
 def split_protocol(X, y, split) -> dict[str, float]:
@@ -73,8 +75,8 @@ def leave_one_speaker_out(X, y, speakers) -> dict[str, float]:
     return scores(y, y_pred.astype(str))
 
 
-def verification_eer(X, speakers, utterance_ids=None, n_enroll=3, seed=0) -> float:
-    """Equal error rate of cosine scores: centroid of n_enroll utterances per speaker against every other
+def verification_eer(X, speakers, n_enroll=3, seed=0) -> tuple[float, float]:
+    """(EER, cosine threshold at the EER point): centroid of n_enroll utterances per speaker against every other
     utterance of all the held-out speakers."""
     rng = np.random.default_rng(seed)
     speakers = np.asarray(speakers)
@@ -89,14 +91,4 @@ def verification_eer(X, speakers, utterance_ids=None, n_enroll=3, seed=0) -> flo
     for s, c in enrolled.items():
         trial_scores.append(unit[trial_mask] @ c)
         same.append(speakers[trial_mask] == s)
-    return equal_error_rate(np.concatenate(trial_scores), np.concatenate(same))[0]
-
-
-def equal_error_rate(scores_, same) -> tuple[float, float]:
-    """(EER, threshold) where false acceptances equal false rejections."""
-    scores_, same = np.asarray(scores_, float), np.asarray(same, bool)
-    thresholds = np.unique(scores_)
-    far = np.array([np.mean(scores_[~same] >= t) for t in thresholds])
-    frr = np.array([np.mean(scores_[same] < t) for t in thresholds])
-    i = int(np.argmin(np.abs(far - frr)))
-    return float((far[i] + frr[i]) / 2), float(thresholds[i])
+    return equal_error_rate(np.concatenate(trial_scores), np.concatenate(same))
