@@ -78,16 +78,18 @@ def resolve_model(name_or_path: str) -> tuple[Path, dict]:
     return tflite, card
 
 
-def resolve_head(name_or_path: str) -> tuple[Path, dict]:
-    """A shipped head name (emotion) or a path to NAME.npz with NAME.json beside it."""
+def resolve_head(name_or_path: str, model: str = DEFAULT_MODEL) -> tuple[Path, dict]:
+    """A shipped head name (heads/MODEL/NAME.npz, e.g. emotion) or a path to NAME.npz with NAME.json beside it.
+    Shipped heads are kept per model because a probe only fits the embedding it was trained on."""
     candidate = Path(name_or_path)
     if candidate.suffix in (".npz", ".json") or candidate.exists():
         npz = candidate.with_suffix(".npz")
     else:
-        npz = heads_dir() / f"{name_or_path}.npz"
+        npz = heads_dir() / model / f"{name_or_path}.npz"
         if not npz.with_suffix(".json").exists():
-            known = ", ".join(sorted(p.stem for p in heads_dir().glob("*.json"))) or "none installed"
-            raise HeadError(f"expected a head name ({known}, speaker) or a .npz path, got {name_or_path!r}")
+            known = sorted(p.stem for p in (heads_dir() / model).glob("*.npz"))
+            raise HeadError(f"expected a head name for model {model} ({', '.join(known + ['speaker'])}) "
+                            f"or a .npz path, got {name_or_path!r}")
     card = read_card(npz.with_suffix(".json"), HeadError)
     verify_file(npz, card, HeadError)
     return npz, card

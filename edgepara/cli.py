@@ -7,7 +7,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from .errors import EdgeparaError, MissingExtraError
+from .errors import DeviceError, EdgeparaError, MissingExtraError
+from .stream.sinks import OutputClosedError
 
 DEFAULT_HEAD = "emotion"
 
@@ -61,24 +62,21 @@ def cmd_devices(args) -> int:
 
 
 def _build_pipeline(args):
+    from .runtime import Embedder
     from .stream.pipeline import Pipeline
 
-    heads = [h.strip() for h in args.head.split(",") if h.strip()]
-    return Pipeline(model=args.model, heads=_resolve_heads(heads, args), vad_aggressiveness=args.vad_aggressiveness,
-                    threads=args.threads, edgetpu=args.edgetpu, uncertain_below=args.uncertain_below,
-                    notify=_say)
+    embedder = Embedder(args.model, threads=args.threads, edgetpu=args.edgetpu, notify=_say)
+    names = [h.strip() for h in args.head.split(",") if h.strip()]
+    heads = [_speaker_head(args, embedder) if n == "speaker" else n for n in names]
+    return Pipeline(model=args.model, heads=heads, embedder=embedder, vad_aggressiveness=args.vad_aggressiveness,
+                    uncertain_below=args.uncertain_below)
 
 
-def _resolve_heads(names: list[str], args) -> list:
-    """'speaker' is built from enrolled profiles; every other name or path is a probe head."""
-    if "speaker" not in names:
-        return names
-    from .runtime import Embedder
+def _speaker_head(args, embedder):
+    """'speaker' is built from the enrolled profiles; every other head name or path is a probe head."""
     from .speaker import SpeakerHead
 
-    embedder_card = Embedder(args.model).card
-    return [SpeakerHead.load(args.profiles, embedder_card, threshold=args.speaker_threshold) if n == "speaker" else n
-            for n in names]
+    return SpeakerHead.load(args.profiles, embedder.card, threshold=args.speaker_threshold)
 
 
 def _source(args, pipeline_window: int):
@@ -96,7 +94,15 @@ def _source(args, pipeline_window: int):
         return src.file_source(args.file, realtime=args.realtime), f"file {args.file}"
     if args.stdin:
         return src.stdin_source(args.rate, channels=args.channels), f"stdin s16le {args.rate} Hz"
-    mic = src.MicrophoneSource(device=args.device)
+    try:
+        mic = src.MicrophoneSource(device=args.device)
+    except DeviceError as err:
+        if not args.fallback_demo or args.device is not None:
+            raise
+        _say(f"edgepara: {err}")
+        _say("edgepara: --fallback-demo: replaying the bundled demo clip instead")
+        args.demo = True
+        return _source(args, pipeline_window)
     return mic, f"microphone {mic.description}"
 
 
@@ -205,8 +211,11 @@ def cmd_bench(args) -> int:
         print((Path(args.out) / "results.md").read_text())
         if args.write_heads:
             heads = _train_module("heads")
-            for train in (heads.train_emotion_head, heads.train_mask_head, heads.calibrate_speaker_threshold):
-                train(args.head_model, Path(args.cache), data_root=args.data_root, command=_command_line())
+            from .assets import available_models
+
+            for model in available_models():
+                for train in (heads.train_emotion_head, heads.train_mask_head, heads.calibrate_speaker_threshold):
+                    train(model, Path(args.cache), data_root=args.data_root, command=_command_line())
     else:
         bench.speed(Path(args.out) if args.out else None, command=_command_line())
     return 0
@@ -265,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--rate", type=int, default=16000, help="sample rate of --stdin audio")
     listen.add_argument("--channels", type=int, default=1, help="channels of --stdin audio")
     listen.add_argument("--demo", action="store_true", help="replay the bundled speech clip (no microphone needed)")
+    listen.add_argument("--fallback-demo", action="store_true",
+                        help="when no microphone is found, say so and replay the bundled clip")
     listen.add_argument("--fast", action="store_true", help="with --demo: as fast as possible, not real time")
     listen.add_argument("--jsonl", help="write events as JSON lines to PATH, or - for stdout")
     listen.add_argument("--no-dashboard", action="store_true")
@@ -310,8 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=float, default=300.0, help="bench stream: audio length")
     bench.add_argument("--ablation", default=None, help="bench quality: a folder of distill runs with other --losses")
     bench.add_argument("--write-heads", action="store_true",
-                       help="bench quality: also train the shipped emotion and mask heads and the speaker threshold")
-    bench.add_argument("--head-model", default=DEFAULT_MODEL)
+                       help="bench quality: also train every model's emotion and mask heads and speaker threshold")
     bench.set_defaults(fn=cmd_bench)
 
     enroll = sub.add_parser("enroll", help="enroll a speaker from files or the microphone")
@@ -342,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
+    except OutputClosedError as err:  # the JSONL reader went away: stop quietly
+        return err.exit_code
     except EdgeparaError as err:
         _say(f"edgepara: error: {err}")
         return err.exit_code

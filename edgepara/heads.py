@@ -29,7 +29,7 @@ class ProbeHead:
 
     @classmethod
     def load(cls, name_or_path: str, embedder_card: dict | None = None) -> "ProbeHead":
-        path, card = resolve_head(name_or_path)
+        path, card = resolve_head(name_or_path, **({"model": embedder_card["name"]} if embedder_card else {}))
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}

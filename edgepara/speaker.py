@@ -102,7 +102,7 @@ class SpeakerHead:
 def shipped_threshold(embedder_card: dict | None = None) -> float:
     """The cosine threshold calibrated in heads/speaker.json, or DEFAULT_THRESHOLD when none is shipped.
     A threshold calibrated on another model is refused rather than silently applied."""
-    card_path = heads_dir() / SPEAKER_HEAD_CARD
+    card_path = (heads_dir() / embedder_card["name"] if embedder_card else heads_dir()) / SPEAKER_HEAD_CARD
     if not card_path.exists():
         return DEFAULT_THRESHOLD
     card = read_card(card_path, HeadError)

@@ -1,7 +1,7 @@
 """Events flowing out of the pipeline. Times are stream seconds from the first sample."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 

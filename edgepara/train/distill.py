@@ -2,10 +2,8 @@
 int8 export -> checks -> model card. One command, fixed seed, resumable teacher cache."""
 from __future__ import annotations
 
-import json
-import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,7 @@ from ..frontend import LogMel
 from .data import data_root as find_data_root, distillation_utterances, load_manifest
 from .export import convert_int8, write_json, write_model
 from .student import SIZES, StudentConfig, build_backbone, build_trainer, count_params
-from .targets import SE_STEP, TRAIN_HOP, WINDOW, build_clips, extract_targets, load_targets
+from .targets import TRAIN_HOP, WINDOW, build_clips, extract_targets, load_targets
 
 LOSSES = ("speech_embedding", "resemblyzer", "egemaps", "gram")
 LICENSES = {
@@ -70,7 +68,6 @@ def heldout_windows(root: Path, n_files: int = 40) -> np.ndarray:
 
 def train_student(cfg: StudentConfig, mels: np.ndarray, targets: dict, dc: DistillConfig, log=print):
     import keras
-    import tensorflow as tf
 
     from .losses import embedding_loss, make_gram_loss
 

@@ -34,7 +34,7 @@ def train_emotion_head(model: str, cache: Path, data_root=None, out_dir: Path | 
         "data": "RAVDESS speech (Livingstone & Russo 2018)",
         "license": "CC BY-NC-SA 4.0 (trained on RAVDESS; non-commercial use only)",
     }
-    card = save_probe((out_dir or heads_dir()) / "emotion.npz", card, probe.arrays())
+    card = save_probe((out_dir or heads_dir() / model) / "emotion.npz", card, probe.arrays())
     log(f"emotion head: test accuracy {test['accuracy']:.3f}, UAR {test['uar']:.3f} on {model}")
     return card
 
@@ -71,7 +71,7 @@ def train_mask_head(model: str, cache: Path, data_root=None, out_dir: Path | Non
         "data": "RAVDESS speech (Livingstone & Russo 2018) through simulated masks",
         "license": "CC BY-NC-SA 4.0 (trained on RAVDESS; non-commercial use only)",
     }
-    card = save_probe((out_dir or heads_dir()) / "mask.npz", card, probe.arrays())
+    card = save_probe((out_dir or heads_dir() / model) / "mask.npz", card, probe.arrays())
     log(f"mask head (simulated): UAR seen types {uar['test_seen']:.3f}, held-out {HELD_OUT_MASK} {uar['test_held_out']:.3f}")
     return card
 
@@ -100,6 +100,6 @@ def calibrate_speaker_threshold(model: str, cache: Path, data_root=None, out_dir
         "data": "RAVDESS speech (Livingstone & Russo 2018)",
         "license": "CC BY-NC-SA 4.0 (calibrated on RAVDESS)",
     }
-    write_json((out_dir or heads_dir()) / "speaker.json", card)
+    write_json((out_dir or heads_dir() / model) / "speaker.json", card)
     log(f"speaker threshold {threshold:.3f} (EER {eer:.3f}) on {model}")
     return card

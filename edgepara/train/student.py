@@ -2,7 +2,7 @@
 time-pooled embedding. Training adds one projection per teacher and a frame projection for Gram matching."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from ..frontend import FrontendConfig
 

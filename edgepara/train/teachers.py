@@ -76,7 +76,9 @@ class ResemblyzerTeacher:
         self.encoder = VoiceEncoder("cpu", verbose=False)
 
     def utterance(self, audio: np.ndarray) -> np.ndarray:
-        wav = self._normalize(audio.astype(np.float32) / 32768.0, -30, increase_only=True)
+        wav = audio.astype(np.float32) / 32768.0
+        if np.sqrt(np.mean(wav**2)) > 1e-5:  # digital silence would turn into NaN when normalised
+            wav = self._normalize(wav, -30, increase_only=True)
         if len(wav) < 1600:
             wav = np.pad(wav, (0, 1600 - len(wav)))
         return self.encoder.embed_utterance(wav).astype(np.float32)

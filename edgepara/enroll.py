@@ -1,0 +1,52 @@
+"""`edgepara enroll`: a speaker profile from files or a microphone recording."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ProfileError
+from .profiles import ProfileStore, check_enough_speech
+
+
+def record_microphone(seconds: float, device=None) -> np.ndarray:
+    from .stream.source import MicrophoneSource
+
+    mic = MicrophoneSource(device=device)
+    chunks, need = [], int(seconds * 16000)
+    deadline = time.monotonic() + seconds + 5.0
+    try:
+        for chunk in mic:
+            chunks.append(chunk)
+            if sum(len(c) for c in chunks) >= need or time.monotonic() > deadline:
+                break
+    finally:
+        mic.close()
+    return np.concatenate(chunks)[:need] if chunks else np.zeros(0, np.int16)
+
+
+def enroll(name: str, files: list[str], seconds: float | None = None, model: str = "edgepara-small",
+           profiles=None, device=None):
+    from .embed import embed_files
+    from .runtime import Embedder
+
+    store = ProfileStore(profiles)
+    if not files and not seconds:
+        raise ProfileError("expected audio files or --seconds N to record from the microphone, got neither")
+    embedder = Embedder(model)
+    if seconds:
+        import tempfile
+
+        import soundfile as sf
+
+        audio = record_microphone(seconds, device)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "enroll.wav"
+            sf.write(path, audio, 16000, subtype="PCM_16")
+            result = embed_files([path], embedder=embedder)
+    else:
+        result = embed_files(files, embedder=embedder)
+    total = float(result.speech_seconds.sum())
+    check_enough_speech(total)
+    return store.add(name, result.embeddings, total, embedder.card)
