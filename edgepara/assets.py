@@ -88,8 +88,10 @@ def resolve_head(name_or_path: str, model: str = DEFAULT_MODEL) -> tuple[Path, d
         npz = heads_dir() / model / f"{name_or_path}.npz"
         if not npz.with_suffix(".json").exists():
             known = sorted(p.stem for p in (heads_dir() / model).glob("*.npz"))
+            elsewhere = sorted(p.parent.name for p in heads_dir().glob(f"*/{name_or_path}.npz"))
+            hint = f"; {name_or_path!r} ships for {', '.join(elsewhere)}" if elsewhere else ""
             raise HeadError(f"expected a head name for model {model} ({', '.join(known + ['speaker'])}) "
-                            f"or a .npz path, got {name_or_path!r}")
+                            f"or a .npz path, got {name_or_path!r}{hint}")
     card = read_card(npz.with_suffix(".json"), HeadError)
     verify_file(npz, card, HeadError)
     return npz, card

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import read_audio
+from .errors import EdgeparaError
 
 CHUNK = 480  # 30 ms, a typical microphone block
 
@@ -28,7 +29,7 @@ def long_recording(seconds: float, data_root=None, seed: int = 0) -> tuple[np.nd
         rows = [u for u in load_manifest("ravdess", find_root(data_root)) if u.split == "test"]
         clips = [rows[i].path for i in rng.permutation(len(rows))]
         desc = "RAVDESS test actors 19-24 with 0.5-2 s pauses"
-    except Exception:  # no data root here: fall back to the bundled clip
+    except (EdgeparaError, OSError):  # no speech data on this device: the bundled clip will do
         clips = [Path(str(resources.files("edgepara"))) / "data" / "demo.flac"]
     parts, total, i = [], 0, 0
     while total < seconds * 16000:

@@ -17,12 +17,12 @@ def _command_line() -> str:
     return "edgepara " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
-def _train_module(name: str):
+def _train_module(name: str, needs=("tensorflow", "sklearn", "openwakeword", "opensmile")):
     """Training code lives behind the [train] extra; import it only for the commands that need it."""
     import importlib
     import importlib.util
 
-    for dep in ("tensorflow", "sklearn", "openwakeword", "opensmile"):
+    for dep in needs:
         if importlib.util.find_spec(dep) is None:
             raise MissingExtraError("train", dep)
     return importlib.import_module(f"edgepara.train.{name}")
@@ -121,7 +121,7 @@ def cmd_listen(args) -> int:
 
             board = Dashboard(pipeline.embedder.name, [h.name for h in pipeline.heads], description,
                               backend=f"{interpreter_backend()} ({pipeline.embedder.delegate})")
-            with board.live():
+            with board.live(screen=False):
                 for event in pipeline.run(source):
                     saw_speech |= event.type == "speech_start"
                     board.update([event])
@@ -143,7 +143,7 @@ def cmd_listen(args) -> int:
         if close:
             close()
     if not saw_speech and (args.file or args.demo or args.stdin):
-        _say(f"no speech found in {description} (try --vad-aggressiveness 0 or check the input level)")
+        _say(f"edgepara: error: no speech found in {description} (try --vad-aggressiveness 0 or check the input level)")
         return 3
     return 0
 
@@ -161,29 +161,40 @@ def cmd_embed(args) -> int:
 
     result = embed_files(args.files, model=args.model, per_window=bool(args.per_window), use_vad=not args.no_vad)
     out = Path(args.out)
-    _atomic_save_npy(out, result.embeddings)
-    print(f"wrote {out}: {result.embeddings.shape[0]} files x {result.embeddings.shape[1]}-d ({args.model})")
+    outputs = [(out, ".tmp.npy", lambda tmp: np.save(tmp, result.embeddings))]
     if args.per_window:
         per_window = Path(args.per_window)
-        tmp = per_window.with_name(per_window.name + ".tmp.npz")
-        np.savez(tmp, embedding=result.window_embeddings, file_index=result.window_file_index,
-                 t_start=result.window_t_start, t_end=result.window_t_end)
-        os.replace(tmp, per_window if per_window.suffix == ".npz" else per_window.with_suffix(".npz"))
+        per_window = per_window if per_window.suffix == ".npz" else per_window.with_suffix(".npz")
+        outputs.append((per_window, ".tmp.npz", lambda tmp: np.savez(
+            tmp, embedding=result.window_embeddings, file_index=result.window_file_index,
+            t_start=result.window_t_start, t_end=result.window_t_end)))
+    _atomic_save_all(outputs)
+    print(f"wrote {out}: {result.embeddings.shape[0]} files x {result.embeddings.shape[1]}-d ({args.model})")
+    if args.per_window:
         print(f"wrote {per_window}: {len(result.window_embeddings)} windows")
     return 0
 
 
-def _atomic_save_npy(path: Path, array) -> None:
-    import numpy as np
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npy")
+def _atomic_save_all(outputs) -> None:
+    """outputs: (path, temporary suffix, save(tmp_path)). Every file is written beside its path first and
+    only then moved into place, so a failure leaves all the previous files as they were."""
+    staged, current = [], None
     try:
-        np.save(tmp, array)
-        os.replace(tmp, path)
+        for path, suffix, save in outputs:
+            current = path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staged.append(path.with_name(path.name + suffix))
+            save(staged[-1])
+        for (path, _, _), tmp in zip(outputs, staged):
+            current = path
+            os.replace(tmp, path)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise EdgeparaError(f"expected to write {path}, got {err.strerror or err}") from None
+        for tmp in staged:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+        raise EdgeparaError(f"expected to write {current}, got {err.strerror or err}") from None
 
 
 def cmd_distill(args) -> int:
@@ -201,7 +212,7 @@ def cmd_bench(args) -> int:
     if args.what == "stream":
         from .bench_stream import bench_stream
 
-        bench_stream(model=args.model, heads=args.head, out=Path(args.out) if args.out else None,
+        bench_stream(model=args.model, heads=args.head, out=Path(args.out),
                      seconds=args.seconds, data_root=args.data_root, command=_command_line())
         return 0
     bench = _train_module("bench")
@@ -217,7 +228,7 @@ def cmd_bench(args) -> int:
                 for train in (heads.train_emotion_head, heads.train_mask_head, heads.calibrate_speaker_threshold):
                     train(model, Path(args.cache), data_root=args.data_root, command=_command_line())
     else:
-        bench.speed(Path(args.out) if args.out else None, command=_command_line())
+        bench.speed(Path(args.out), command=_command_line())
     return 0
 
 
@@ -247,7 +258,7 @@ def cmd_speakers(args) -> int:
 
 
 def cmd_train_head(args) -> int:
-    user_heads = _train_module("user_heads")
+    user_heads = _train_module("user_heads", needs=("sklearn",))
     user_heads.train_user_head(args.name, args.data, model=args.model, out=args.out, min_per_class=args.min_per_class,
                                command=_command_line())
     return 0
@@ -312,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="quality, speed and streaming benchmarks")
     bench.add_argument("what", choices=("quality", "speed", "stream"))
-    bench.add_argument("--out", default=None)
+    bench.add_argument("--out", default="bench", help="folder for the reports (default: bench/)")
     bench.add_argument("--cache", default="cache/bench")
     bench.add_argument("--runs", default="runs")
     bench.add_argument("--data-root", default=None)

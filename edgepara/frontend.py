@@ -23,8 +23,14 @@ class FrontendConfig:
 
     @classmethod
     def from_card(cls, card_frontend: dict) -> "FrontendConfig":
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in card_frontend.items() if k in known})
+        """Every field must be in the card: a silent default here would feed the model other features."""
+        fields = list(cls.__dataclass_fields__)
+        missing = [k for k in fields if k not in card_frontend]
+        if missing:
+            from .errors import ModelError
+
+            raise ModelError(f"expected frontend fields {', '.join(missing)} in the model card, got none")
+        return cls(**{k: card_frontend[k] for k in fields})
 
     def to_card(self) -> dict:
         return asdict(self)

@@ -14,10 +14,12 @@ from .assets import resolve_model
 from .errors import EdgeparaError, ModelError
 from .frontend import FrontendConfig, LogMel
 
+REQUIRED_CARD_KEYS = ("name", "sha256", "sample_rate", "window_samples", "hop_samples", "frontend",
+                      "embedding_dim", "input", "output")
+
 _BACKENDS = (
     ("ai-edge-litert", "ai_edge_litert.interpreter"),
     ("tflite-runtime", "tflite_runtime.interpreter"),
-    ("tensorflow", "tensorflow.lite"),
 )
 
 
@@ -92,6 +94,9 @@ class Embedder:
         self.dim = int(self.card["embedding_dim"])
 
     def _check_against_card(self) -> None:
+        missing = [k for k in REQUIRED_CARD_KEYS if k not in self.card]
+        if missing:
+            raise ModelError(f"{self.path.with_suffix('.json').name}: expected card fields {', '.join(missing)}, got none")
         inp = self.interpreter.get_input_details()
         out = self.interpreter.get_output_details()
         if len(inp) != 1 or len(out) != 1:
@@ -109,6 +114,16 @@ class Embedder:
             raise ModelError(f"{self.path.name}: card embedding_dim {self.card['embedding_dim']} disagrees with output shape {self.card['output']['shape']}")
         self._in_scale, self._in_zero = self._in["quantization"]
         self._out_scale, self._out_zero = self._out["quantization"]
+        for role, (scale, zero) in (("input", self._in["quantization"]), ("output", self._out["quantization"])):
+            spec = self.card[role]
+            if "scale" in spec and (abs(spec["scale"] - scale) > 1e-6 * abs(scale) or spec.get("zero_point") != zero):
+                raise ModelError(f"{self.path.name}: card says {role} quantization ({spec['scale']:.6g}, "
+                                 f"{spec.get('zero_point')}), model has ({scale:.6g}, {zero})")
+        frontend = FrontendConfig.from_card(self.card["frontend"])
+        expected = [1, frontend.n_frames(int(self.card["window_samples"])), frontend.n_mels, 1]
+        if expected != list(self.card["input"]["shape"]):
+            raise ModelError(f"{self.path.name}: card frontend and window give input {expected}, "
+                             f"card input shape is {self.card['input']['shape']}")
 
     def features(self, window: np.ndarray) -> np.ndarray:
         if len(window) != self.window:

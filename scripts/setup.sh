@@ -7,7 +7,8 @@ profile="${1:-runtime}"
 
 apt_packages=(python3-venv python3-dev libportaudio2 libsndfile1 alsa-utils)
 case "$profile" in
-  train|test) apt_packages+=(espeak-ng pulseaudio pulseaudio-utils libasound2-plugins) ;;
+  # build-essential: resemblyzer depends on the original webrtcvad, which compiles from source
+  train|test) apt_packages+=(build-essential espeak-ng pulseaudio pulseaudio-utils libasound2-plugins) ;;
 esac
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

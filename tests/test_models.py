@@ -41,7 +41,7 @@ def test_embedding_is_finite_and_depends_on_input(name, speech_clip):
     b = embedder.embed(audio[40000:56000])
     assert a.shape == (embedder.dim,) and np.all(np.isfinite(a))
     assert not np.allclose(a, b)
-    assert interpreter_backend() in {"ai-edge-litert", "tflite-runtime", "tensorflow"}
+    assert interpreter_backend() in {"ai-edge-litert", "tflite-runtime"}
 
 
 def _copy_model(tmp_path, name="edgepara-tiny"):
@@ -90,6 +90,19 @@ def test_unknown_model_name_lists_the_known_ones():
 
 
 def test_head_for_another_model_is_refused():
+    from edgepara.assets import heads_dir
+    from edgepara.errors import HeadError
+
     tiny = Embedder("edgepara-tiny")
-    with pytest.raises(Exception, match="trained on model"):
-        ProbeHead.load("emotion", tiny.card)
+    with pytest.raises(HeadError, match="trained on model edgepara-small .* got model edgepara-tiny"):
+        ProbeHead.load(str(heads_dir() / "edgepara-small" / "emotion.npz"), tiny.card)
+
+
+def test_card_missing_frontend_fields_is_refused(tmp_path):
+    path = _copy_model(tmp_path)
+    card_path = path.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    del card["frontend"]["n_mels"]
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="expected frontend fields n_mels"):
+        Embedder(path)

@@ -163,13 +163,13 @@ def stdin_source(rate: int, channels: int = 1, chunk: int = DEFAULT_CHUNK, strea
     """Raw signed 16-bit little-endian PCM (interleaved if several channels) from stdin, or from `stream`
     (any binary file object). Yields 16 kHz mono chunks of about `chunk` samples."""
     chunk = _check_chunk_size(chunk)
-    converter = BoundaryConverter(rate, channels)
+    in_rate = BoundaryConverter(rate, channels).rate  # validates rate and channels here, at the boundary
     frame_bytes = 2 * channels
-    read_bytes = max(1, -(-chunk * converter.rate // SAMPLE_RATE)) * frame_bytes
+    read_bytes = max(1, -(-chunk * in_rate // SAMPLE_RATE)) * frame_bytes
     stream = stream if stream is not None else sys.stdin.buffer
     read = getattr(stream, "read1", None) or stream.read  # read1: return what a pipe has, keep latency low
 
-    def chunks():
+    def blocks():
         leftover = b""
         while True:
             data = read(read_bytes)
@@ -179,15 +179,9 @@ def stdin_source(rate: int, channels: int = 1, chunk: int = DEFAULT_CHUNK, strea
             whole = len(data) - len(data) % frame_bytes
             leftover = data[whole:]
             if whole:
-                block = np.frombuffer(data[:whole], dtype="<i2").reshape(-1, channels)
-                out = converter(block)
-                if len(out):
-                    yield out
-        tail = converter.flush()
-        if len(tail):
-            yield tail
+                yield np.frombuffer(data[:whole], dtype="<i2").reshape(-1, channels)
 
-    return chunks()
+    return iterable_source(blocks(), rate, channels)
 
 
 def iterable_source(iterable: Iterable, rate: int = SAMPLE_RATE, channels: int = 1,

@@ -71,19 +71,19 @@ def system_embedders(runs: Path, ablation: Path | None) -> dict[str, tuple[str, 
         _, card = resolve_model(model)
         path = runs / model / "backbone.keras"
         if path.exists():
-            systems[f"{model} float"] = (f"{model}_float_{_digest(path)}", lambda m=model, p=path: _float(m, p),
+            systems[f"{model} float"] = (f"{model}_floatvad_{_digest(path)}", lambda m=model, p=path: _float(m, p),
                                          card["params"] * 4)
     for variant in sorted(p for p in (ablation.iterdir() if ablation and ablation.is_dir() else []) if p.is_dir()):
         for path in sorted(variant.glob("*/backbone.keras")):
             model = path.parent.name
             systems[f"ablation {variant.name} ({model} float)"] = (
-                f"{model}_float_{_digest(path)}", lambda m=model, p=path: _float(m, p), None)
+                f"{model}_floatvad_{_digest(path)}", lambda m=model, p=path: _float(m, p), None)
     return systems
 
 
 def int8_system(model: str) -> tuple[str, object, int]:
     _, card = resolve_model(model)
-    return f"{model}_int8_{card['sha256'][:12]}", lambda: _int8(model), card["bytes"]
+    return f"{model}_int8vad_{card['sha256'][:12]}", lambda: _int8(model), card["bytes"]
 
 
 def _digest(path: Path) -> str:
@@ -96,11 +96,23 @@ def _teacher(name: str):
     return TEACHERS[name]().utterance
 
 
+def speech_or_all_windows(audio: np.ndarray, window: int, hop: int) -> np.ndarray:
+    """The VAD speech windows the live path and `embed` use; the whole clip when the VAD finds no speech
+    (a few very short FSDD digits), so every utterance gets an embedding."""
+    from ..embed import recording_windows
+
+    windows, _ = recording_windows(audio, window, hop, use_vad=True)
+    if not windows:
+        return offline_windows(audio, window, hop)
+    return np.stack([w.samples for w in windows])
+
+
 def _int8(model: str):
     from ..runtime import Embedder
 
     embedder = Embedder(model)
-    return lambda audio: np.mean([embedder.embed(w) for w in offline_windows(audio, embedder.window, embedder.hop)], axis=0)
+    return lambda audio: np.mean([embedder.embed(w) for w in speech_or_all_windows(audio, embedder.window, embedder.hop)],
+                                 axis=0)
 
 
 def _float(model: str, path: Path):
@@ -113,7 +125,7 @@ def _float(model: str, path: Path):
     cfg = SIZES[model]
 
     def embed(audio):
-        mels = log_mels(offline_windows(audio, cfg.window_samples, cfg.hop_samples), cfg)[..., None]
+        mels = log_mels(speech_or_all_windows(audio, cfg.window_samples, cfg.hop_samples), cfg)[..., None]
         return np.asarray(backbone(mels, training=False)[0]).mean(axis=0)
 
     return embed

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import EdgeparaError
 from ..frontend import LogMel
 from .data import data_root as find_data_root, distillation_utterances, load_manifest
 from .export import convert_int8, write_json, write_model
@@ -34,6 +35,15 @@ class DistillConfig:
     losses: tuple[str, ...] = LOSSES
     limit_clips: int | None = None  # tests: a handful of clips
     workers: int = 2
+
+    def __post_init__(self):
+        # checked before hours of teacher labelling, not after
+        unknown = [s for s in self.sizes if s not in SIZES]
+        if unknown:
+            raise EdgeparaError(f"expected sizes from {', '.join(SIZES)}, got {', '.join(unknown)}")
+        bad = [x for x in self.losses if x not in LOSSES]
+        if bad or not self.losses:
+            raise EdgeparaError(f"expected losses from {', '.join(LOSSES)}, got {', '.join(bad) or 'none'}")
 
 
 def log_mels(audio: np.ndarray, cfg: StudentConfig) -> np.ndarray:

@@ -75,9 +75,9 @@ def leave_one_speaker_out(X, y, speakers) -> dict[str, float]:
     return scores(y, y_pred.astype(str))
 
 
-def verification_eer(X, speakers, n_enroll=3, seed=0) -> tuple[float, float]:
-    """(EER, cosine threshold at the EER point): centroid of n_enroll utterances per speaker against every other
-    utterance of all the held-out speakers."""
+def verification_trials(X, speakers, n_enroll=3, seed=0) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine scores of each speaker's centroid (n_enroll random utterances) against every other utterance
+    of all the given speakers, and whether each trial is the same speaker."""
     rng = np.random.default_rng(seed)
     speakers = np.asarray(speakers)
     unit = X / (np.linalg.norm(X, axis=1, keepdims=True) + 1e-9)
@@ -87,8 +87,11 @@ def verification_eer(X, speakers, n_enroll=3, seed=0) -> tuple[float, float]:
         c = unit[idx].mean(axis=0)
         enrolled[s] = c / np.linalg.norm(c)
         trial_mask[idx] = False
-    trial_scores, same = [], []
-    for s, c in enrolled.items():
-        trial_scores.append(unit[trial_mask] @ c)
-        same.append(speakers[trial_mask] == s)
-    return equal_error_rate(np.concatenate(trial_scores), np.concatenate(same))
+    scores_ = np.concatenate([unit[trial_mask] @ c for c in enrolled.values()])
+    same = np.concatenate([speakers[trial_mask] == s for s in enrolled])
+    return scores_, same
+
+
+def verification_eer(X, speakers, n_enroll=3, seed=0) -> tuple[float, float]:
+    """(EER, cosine threshold at the EER point) over verification_trials."""
+    return equal_error_rate(*verification_trials(X, speakers, n_enroll, seed))

@@ -27,15 +27,19 @@ def read_labelled_audio(data: str | Path) -> list[tuple[Path, str, str | None]]:
             raise EdgeparaError(f"expected class sub-folders with audio files in {data}, found none")
         return rows
     rows = []
-    with open(data, newline="") as f:
-        for i, rec in enumerate(csv.reader(f)):
-            if not rec or (i == 0 and rec[0].strip().lower() == "path"):
-                continue
-            if len(rec) < 2:
-                raise EdgeparaError(f"{data}:{i + 1}: expected path,label[,speaker], got {','.join(rec)!r}")
-            path = Path(rec[0].strip())
-            rows.append((path if path.is_absolute() else data.parent / path, rec[1].strip(),
-                         rec[2].strip() if len(rec) > 2 and rec[2].strip() else None))
+    try:
+        with open(data, newline="", encoding="utf-8") as f:
+            records = list(csv.reader(f))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise EdgeparaError(f"expected a UTF-8 CSV of path,label[,speaker] at {data}, got unreadable text ({err})") from None
+    for i, rec in enumerate(records):
+        if not rec or (i == 0 and rec[0].strip().lower() == "path"):
+            continue
+        if len(rec) < 2:
+            raise EdgeparaError(f"{data}:{i + 1}: expected path,label[,speaker], got {','.join(rec)!r}")
+        path = Path(rec[0].strip())
+        rows.append((path if path.is_absolute() else data.parent / path, rec[1].strip(),
+                     rec[2].strip() if len(rec) > 2 and rec[2].strip() else None))
     if not rows:
         raise EdgeparaError(f"expected rows path,label[,speaker] in {data}, found none")
     return rows
@@ -87,7 +91,10 @@ def train_user_head(name: str, data, model: str, out=None, min_per_class: int = 
     result = embed_files([r[0] for r in rows], embedder=embedder, progress=f"embedding {len(rows)} files")
     speakers = [r[2] for r in rows]
     val = validation_split(labels, speakers)
-    check_classes(list(labels[~val]), 1)
+    only_in_val = sorted(set(labels[val]) - set(labels[~val]))
+    if only_in_val:
+        raise EdgeparaError(f"expected every class in the training part of the split, got {', '.join(only_in_val)} "
+                            "only in validation (give those classes more speakers, or omit the speaker column)")
     probe = fit_probe(result.embeddings[~val], labels[~val], result.embeddings[val], labels[val])
     # fit_probe refits on train+val with the chosen C; score the choice on a model that never saw val
     held_out = fit_with_c(result.embeddings[~val], labels[~val], probe.C, probe.classes)
