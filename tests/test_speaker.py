@@ -131,15 +131,22 @@ def test_threshold_defaults_to_0_7_without_a_shipped_card(profile_dir, no_shippe
     assert SpeakerHead.load(profile_dir, CARD).threshold == 0.7
 
 
+def shipped_card_path(heads_root):
+    """Shipped heads live per model: heads/<model>/speaker.json."""
+    folder = heads_root / CARD["name"]
+    folder.mkdir(exist_ok=True)
+    return folder / "speaker.json"
+
+
 def test_threshold_default_comes_from_the_shipped_card(profile_dir, no_shipped_card):
-    (no_shipped_card / "speaker.json").write_text(json.dumps(
+    shipped_card_path(no_shipped_card).write_text(json.dumps(
         {"task": "speaker", "threshold": 0.55, "model": "edgepara-small", "model_sha256": "a" * 64, "dim": DIM}))
     assert SpeakerHead.load(profile_dir, CARD).threshold == 0.55
     assert SpeakerHead.load(profile_dir, CARD, threshold=0.3).threshold == 0.3  # an explicit value wins
 
 
 def test_a_threshold_calibrated_on_another_model_is_refused(profile_dir, no_shipped_card):
-    (no_shipped_card / "speaker.json").write_text(json.dumps(
+    shipped_card_path(no_shipped_card).write_text(json.dumps(
         {"threshold": 0.55, "model": "edgepara-small", "model_sha256": "c" * 64, "dim": DIM}))
     with pytest.raises(HeadError, match="speaker.json: threshold was calibrated on model edgepara-small"):
         SpeakerHead.load(profile_dir, CARD)

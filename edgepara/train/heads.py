@@ -67,7 +67,9 @@ def train_mask_head(model: str, cache: Path, data_root=None, out_dir: Path | Non
         },
         "caveat": "No recordings of masked speech were available: masks were simulated by filtering clean speech "
                   "with measured attenuation curves (Corey, Jones & Singer 2020). Not validated on real masked speech; "
-                  "for scale, the ComParE 2020 Mask sub-challenge on real recordings had a 71.8% UAR baseline.",
+                  "for scale, the ComParE 2020 Mask sub-challenge on real recordings had a 71.8% UAR baseline. "
+                  f"{HELD_OUT_MASK} is held out of this head's training only: the student's distillation "
+                  "augmentation filtered some unlabelled training clips through all four curves.",
         "data": "RAVDESS speech (Livingstone & Russo 2018) through simulated masks",
         "license": "CC BY-NC-SA 4.0 (trained on RAVDESS; non-commercial use only)",
     }
