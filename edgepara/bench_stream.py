@@ -113,5 +113,5 @@ def bench_stream(model: str = "edgepara-tiny", heads: str = "emotion", out: Path
     log(f"3 heads cost {report['three_heads_extra_cost_percent']}% more than 1; peak RSS {report['peak_rss_mb']} MB")
     if out:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "stream.json").write_text(json.dumps(report, indent=2) + "\n")
+        (out / f"stream-{model}.json").write_text(json.dumps(report, indent=2) + "\n")
     return report

@@ -116,13 +116,12 @@ def _int8(model: str):
 
 
 def _float(model: str, path: Path):
-    import keras
-
     from .distill import log_mels
-    from .student import SIZES
+    from .student import SIZES, build_backbone
 
-    backbone = keras.models.load_model(path, safe_mode=False)
     cfg = SIZES[model]
+    backbone = build_backbone(cfg)  # rebuilt from code: a saved Lambda layer does not deserialise portably
+    backbone.load_weights(path)
 
     def embed(audio):
         mels = log_mels(speech_or_all_windows(audio, cfg.window_samples, cfg.hop_samples), cfg)[..., None]
