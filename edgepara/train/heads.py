@@ -12,6 +12,14 @@ from .data import data_root as find_data_root, load_manifest
 from .probes import fit_probe, scores
 
 
+def probe_card(name: str, task: str, probe, model: str, metrics: dict, data: str, **extra) -> dict:
+    _, model_card = resolve_model(model)
+    return {"name": name, "version": "0.1.0", "task": task, "classes": probe.classes, "model": model_card["name"],
+            "model_sha256": model_card["sha256"], "dim": model_card["embedding_dim"],
+            "kind": "logistic regression on standardised utterance embeddings", "C": probe.C, "metrics": metrics,
+            **extra, "data": data, "license": "CC BY-NC-SA 4.0 (trained on RAVDESS; non-commercial use only)"}
+
+
 def train_emotion_head(model: str, cache: Path, data_root=None, out_dir: Path | None = None, log=print,
                        command: str = "") -> dict:
     """RAVDESS 8 classes; C chosen on actors 17-18, fit on 1-18, scored on test actors 19-24."""
@@ -22,18 +30,10 @@ def train_emotion_head(model: str, cache: Path, data_root=None, out_dir: Path | 
     split = np.array([u.split for u in rows])
     probe = fit_probe(X[split == "train"], y[split == "train"], X[split == "val"], y[split == "val"])
     test = scores(y[split == "test"], probe.predict(X[split == "test"]))
-    _, model_card = resolve_model(model)
-    card = {
-        "name": "emotion", "version": "0.1.0", "task": "emotion (RAVDESS 8 classes, acted North-American English)",
-        "classes": probe.classes, "model": model_card["name"], "model_sha256": model_card["sha256"],
-        "dim": model_card["embedding_dim"], "kind": "logistic regression on standardised utterance embeddings",
-        "C": probe.C,
-        "metrics": {"ravdess_test_accuracy": round(test["accuracy"], 4), "ravdess_test_uar": round(test["uar"], 4),
-                    "split": "fit on actors 01-18 (C chosen on 17-18), tested on actors 19-24 (speaker-independent)",
-                    "command": command},
-        "data": "RAVDESS speech (Livingstone & Russo 2018)",
-        "license": "CC BY-NC-SA 4.0 (trained on RAVDESS; non-commercial use only)",
-    }
+    card = probe_card("emotion", "emotion (RAVDESS 8 classes, acted North-American English)", probe, model, {
+        "ravdess_test_accuracy": round(test["accuracy"], 4), "ravdess_test_uar": round(test["uar"], 4),
+        "split": "fit on actors 01-18 (C chosen on 17-18), tested on actors 19-24 (speaker-independent)",
+        "command": command}, data="RAVDESS speech (Livingstone & Russo 2018)")
     card = save_probe((out_dir or heads_dir() / model) / "emotion.npz", card, probe.arrays())
     log(f"emotion head: test accuracy {test['accuracy']:.3f}, UAR {test['uar']:.3f} on {model}")
     return card
@@ -52,27 +52,18 @@ def train_mask_head(model: str, cache: Path, data_root=None, out_dir: Path | Non
     y = design["label"]
     probe = fit_probe(X[design["train"]], y[design["train"]], X[design["val"]], y[design["val"]])
     uar = evaluate_mask(X, design)
-    _, model_card = resolve_model(model)
-    card = {
-        "name": "mask", "version": "0.1.0", "task": "face mask worn (binary), SIMULATED",
-        "classes": probe.classes, "model": model_card["name"], "model_sha256": model_card["sha256"],
-        "dim": model_card["embedding_dim"], "kind": "logistic regression on standardised utterance embeddings",
-        "C": probe.C,
-        "metrics": {
-            "simulated_uar_seen_mask_types": round(uar["test_seen"], 4),
-            f"simulated_uar_held_out_{HELD_OUT_MASK}": round(uar["test_held_out"], 4),
-            "split": f"RAVDESS first takes; fit on actors 01-18 (C chosen on 17-18), tested on actors 19-24; "
-                     f"trained with {', '.join(m for m in MASK_TYPES if m != HELD_OUT_MASK)}, {HELD_OUT_MASK} held out",
-            "command": command,
-        },
-        "caveat": "No recordings of masked speech were available: masks were simulated by filtering clean speech "
-                  "with measured attenuation curves (Corey, Jones & Singer 2020). Not validated on real masked speech; "
-                  "for scale, the ComParE 2020 Mask sub-challenge on real recordings had a 71.8% UAR baseline. "
-                  f"{HELD_OUT_MASK} is held out of this head's training only: the student's distillation "
-                  "augmentation filtered some unlabelled training clips through all four curves.",
-        "data": "RAVDESS speech (Livingstone & Russo 2018) through simulated masks",
-        "license": "CC BY-NC-SA 4.0 (trained on RAVDESS; non-commercial use only)",
-    }
+    card = probe_card("mask", "face mask worn (binary), SIMULATED", probe, model, {
+        "simulated_uar_seen_mask_types": round(uar["test_seen"], 4),
+        f"simulated_uar_held_out_{HELD_OUT_MASK}": round(uar["test_held_out"], 4),
+        "split": f"RAVDESS first takes; fit on actors 01-18 (C chosen on 17-18), tested on actors 19-24; "
+                 f"trained with {', '.join(m for m in MASK_TYPES if m != HELD_OUT_MASK)}, {HELD_OUT_MASK} held out",
+        "command": command,
+    }, data="RAVDESS speech (Livingstone & Russo 2018) through simulated masks", caveat=(
+        "No recordings of masked speech were available: masks were simulated by filtering clean speech with "
+        "measured attenuation curves (Corey, Jones & Singer 2020). Not validated on real masked speech; for scale, "
+        "the ComParE 2020 Mask sub-challenge on real recordings had a 71.8% UAR baseline. "
+        f"{HELD_OUT_MASK} is held out of this head's training only: the student's distillation augmentation "
+        "filtered some unlabelled training clips through all four curves."))
     card = save_probe((out_dir or heads_dir() / model) / "mask.npz", card, probe.arrays())
     log(f"mask head (simulated): UAR seen types {uar['test_seen']:.3f}, held-out {HELD_OUT_MASK} {uar['test_held_out']:.3f}")
     return card
@@ -80,8 +71,8 @@ def train_mask_head(model: str, cache: Path, data_root=None, out_dir: Path | Non
 
 def calibrate_speaker_threshold(model: str, cache: Path, data_root=None, out_dir: Path | None = None, log=print,
                                 command: str = "") -> dict:
-    """The speaker head's default 'unknown' threshold: the cosine at the equal-error-rate point on held-out
-    speakers (RAVDESS test actors, across emotions, 3 enrollment utterances each)."""
+    """The speaker head's default 'unknown' threshold: the cosine at the equal-error-rate point on the
+    validation actors (17-18), reported on the test actors (19-24), across emotions, 3 enrollment utterances."""
     from .export import write_json
     from ..speaker import equal_error_rate
     from .probes import verification_eer, verification_trials
