@@ -40,7 +40,7 @@ def cmd_models(args) -> int:
     for name in available_models():
         _, card = resolve_model(name)
         metrics = card.get("metrics", {})
-        print(f"{name}  v{card.get('version')}  {card['bytes'] / 1024:.0f} KB int8  {card.get('params')} params  "
+        print(f"{name}  v{card.get('version')}  {card['bytes'] / 1000:.0f} KB int8  {card.get('params')} params  "
               f"{card['embedding_dim']}-d  window {card['window_samples'] / card['sample_rate']:.2f} s "
               f"hop {card['hop_samples'] / card['sample_rate']:.2f} s  license: {card.get('license', '?')}")
         for key, value in metrics.items():
@@ -67,6 +67,8 @@ def _build_pipeline(args):
 
     embedder = Embedder(args.model, threads=args.threads, edgetpu=args.edgetpu, notify=_say)
     names = [h.strip() for h in args.head.split(",") if h.strip()]
+    if not names:
+        raise EdgeparaError(f"expected one or more heads (e.g. --head emotion,mask,speaker), got {args.head!r}")
     heads = [_speaker_head(args, embedder) if n == "speaker" else n for n in names]
     return Pipeline(model=args.model, heads=heads, embedder=embedder, vad_aggressiveness=args.vad_aggressiveness,
                     uncertain_below=args.uncertain_below)
@@ -79,7 +81,7 @@ def _speaker_head(args, embedder):
     return SpeakerHead.load(args.profiles, embedder.card, threshold=args.speaker_threshold)
 
 
-def _source(args, pipeline_window: int):
+def _source(args):
     from importlib import resources
 
     from .stream import source as src
@@ -102,7 +104,7 @@ def _source(args, pipeline_window: int):
         _say(f"edgepara: {err}")
         _say("edgepara: --fallback-demo: replaying the bundled demo clip instead")
         args.demo = True
-        return _source(args, pipeline_window)
+        return _source(args)
     return mic, f"microphone {mic.description}"
 
 
@@ -110,7 +112,7 @@ def cmd_listen(args) -> int:
     from .stream.sinks import JsonlSink
 
     pipeline = _build_pipeline(args)
-    source, description = _source(args, pipeline.embedder.window)
+    source, description = _source(args)
     sink = JsonlSink(args.jsonl) if args.jsonl else None
     show_dashboard = not args.no_dashboard and sys.stdout.isatty() and args.jsonl != "-"
     saw_speech = False
@@ -134,7 +136,7 @@ def cmd_listen(args) -> int:
                 saw_speech |= event.type == "speech_start"
                 if sink:
                     sink.write(event)
-                elif args.no_dashboard or not sys.stdout.isatty():
+                else:
                     _print_event(event)
     finally:
         if sink:
