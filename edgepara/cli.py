@@ -227,7 +227,8 @@ def cmd_bench(args) -> int:
             from .assets import available_models
 
             for model in available_models():
-                for train in (heads.train_emotion_head, heads.train_mask_head, heads.calibrate_speaker_threshold):
+                for train in (heads.train_emotion_head, heads.train_mask_head, heads.train_mask_type_head,
+                              heads.calibrate_speaker_threshold):
                     train(model, Path(args.cache), data_root=args.data_root, command=_command_line())
     else:
         bench.speed(Path(args.out), command=_command_line())

@@ -106,3 +106,20 @@ def test_card_missing_frontend_fields_is_refused(tmp_path):
     card_path.write_text(json.dumps(card))
     with pytest.raises(ModelError, match="expected frontend fields n_mels"):
         Embedder(path)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_head_loads_for_its_model(name, speech_clip):
+    from edgepara.assets import heads_dir
+    from edgepara.audio import read_audio
+    from edgepara.speaker import shipped_threshold
+
+    embedder = Embedder(name)
+    heads = sorted(p.stem for p in (heads_dir() / name).glob("*.npz"))
+    assert {"emotion", "mask", "mask_type"} <= set(heads)
+    emb = embedder.embed(read_audio(speech_clip)[16000:32000])
+    for head_name in heads:
+        head = ProbeHead.load(head_name, embedder.card)
+        probs = head.probabilities(emb)
+        assert set(probs) == set(head.classes) and abs(sum(probs.values()) - 1) < 1e-5
+    assert -1.0 <= shipped_threshold(embedder.card) <= 1.0

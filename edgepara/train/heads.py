@@ -69,6 +69,38 @@ def train_mask_head(model: str, cache: Path, data_root=None, out_dir: Path | Non
     return card
 
 
+def train_mask_type_head(model: str, cache: Path, data_root=None, out_dir: Path | None = None, log=print,
+                         command: str = "") -> dict:
+    """Which mask (or none), among the three seen types: measures whether the types can be told apart at all
+    (the held-out type cannot be named by a head that never saw it)."""
+    from .bench import HELD_OUT_MASK, MASK_TYPES, mask_items
+    from .masks import curves_path, load_curves
+    from .user_heads import confusion_table
+
+    root = find_data_root(data_root)
+    items = mask_items(load_manifest("ravdess", root))
+    X = features(int8_system(model), items, cache, "ravdess_masked", load_curves(str(curves_path(root))), log=log)
+    y = np.array([it.mask or "none" for it in items])
+    split = np.array([it.utterance.split for it in items])
+    seen = y != HELD_OUT_MASK
+    rows = {name: seen & (split == name) for name in ("train", "val", "test")}
+    probe = fit_probe(X[rows["train"]], y[rows["train"]], X[rows["val"]], y[rows["val"]])
+    predicted = probe.predict(X[rows["test"]])
+    test = scores(y[rows["test"]], predicted)
+    card = probe_card("mask_type", "which face mask (none or one of three types), SIMULATED", probe, model, {
+        "simulated_test_accuracy": round(test["accuracy"], 4), "simulated_test_uar": round(test["uar"], 4),
+        "chance_uar": round(1 / len(probe.classes), 4),
+        "test_confusion": confusion_table(y[rows["test"]], predicted, probe.classes).splitlines(),
+        "split": f"RAVDESS first takes; fit on actors 01-18 (C chosen on 17-18), tested on actors 19-24; "
+                 f"types {', '.join(m for m in MASK_TYPES if m != HELD_OUT_MASK)}; {HELD_OUT_MASK} left out",
+        "command": command,
+    }, data="RAVDESS speech (Livingstone & Russo 2018) through simulated masks",
+        caveat="Simulated masks only (see the mask head's card); not validated on real masked speech.")
+    card = save_probe((out_dir or heads_dir() / model) / "mask_type.npz", card, probe.arrays())
+    log(f"mask type head (simulated): test UAR {test['uar']:.3f} over {len(probe.classes)} classes on {model}")
+    return card
+
+
 def calibrate_speaker_threshold(model: str, cache: Path, data_root=None, out_dir: Path | None = None, log=print,
                                 command: str = "") -> dict:
     """The speaker head's default 'unknown' threshold: the cosine at the equal-error-rate point on the
