@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     distill = sub.add_parser("distill", help="[train] distil the students from the teachers")
     distill.add_argument("--sizes", default="edgepara-tiny,edgepara-small")
-    distill.add_argument("--epochs", type=int, default=30)
+    distill.add_argument("--epochs", type=int, default=15)
     distill.add_argument("--seed", type=int, default=0)
     distill.add_argument("--augment", type=int, default=1, help="corrupted copies per clip")
     distill.add_argument("--synthetic", type=int, default=400, help="espeak-ng sentences to add")

@@ -26,7 +26,7 @@ LICENSES = {
 @dataclass
 class DistillConfig:
     sizes: tuple[str, ...] = ("edgepara-tiny", "edgepara-small")
-    epochs: int = 30
+    epochs: int = 15
     batch_size: int = 64
     learning_rate: float = 2e-3
     n_aug: int = 1
