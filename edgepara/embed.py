@@ -33,7 +33,7 @@ def recording_windows(audio: np.ndarray, window: int, hop: int, use_vad: bool = 
         return ([Window(s / SAMPLE_RATE, (s + window) / SAMPLE_RATE, 0, w) for s, w in zip(starts, wins)],
                 len(audio) / SAMPLE_RATE)
     vad = VadGate(aggressiveness=vad_aggressiveness)
-    windower = Windower(window, hop, max_utterance_s=None)
+    windower = Windower(window, hop)  # the live default, so long recordings are cut as the stream cuts them
     items = vad.process(audio) + vad.flush()
     out = [w for item in items for w in windower.process(item)] + windower.flush()
     speech = sum(e.duration for e in out if getattr(e, "type", None) == "speech_end")
