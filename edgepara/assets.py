@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -25,6 +26,18 @@ def models_dir() -> Path:
 
 def heads_dir() -> Path:
     return _asset_dir("heads")
+
+
+def atomic_write(path: Path, save) -> None:
+    """`save(tmp)` writes a temporary file beside `path` (same suffix, so numpy adds none), which then
+    replaces `path` in one step: readers see the old file or the new one, never a partial one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    try:
+        save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def sha256_file(path: Path) -> str:

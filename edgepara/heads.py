@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .assets import resolve_head
+from .assets import atomic_write, resolve_head, sha256_file
 from .errors import HeadError
 
 
@@ -67,17 +67,10 @@ def check_head_matches_model(head_file: str, head_card: dict, model_card: dict) 
 def save_probe(path: Path, card: dict, arrays: dict[str, np.ndarray]) -> dict:
     """Writes NAME.npz and NAME.json (no pickles), atomically; the card gets the npz's size and sha256."""
     import json
-    import os
-
-    from .assets import sha256_file
 
     path = Path(path).with_suffix(".npz")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: np.savez(tmp, **{k: np.asarray(v, np.float32) for k, v in arrays.items()}))
     card = dict(card, file=path.name, sha256=sha256_file(path), bytes=path.stat().st_size)
-    card_tmp = path.with_suffix(".json.tmp")
-    card_tmp.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(card_tmp, path.with_suffix(".json"))
+    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(card, indent=2) + "\n"))
     return card

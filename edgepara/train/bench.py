@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..assets import available_models, resolve_model
+from ..assets import atomic_write, available_models, resolve_model
 from ..audio import read_audio
 from ..stream.windower import offline_windows
 from .data import Utterance, data_root as find_data_root, load_manifest
@@ -30,8 +30,7 @@ def _cached(cache: Path, key: str, compute) -> np.ndarray:
         return np.load(path)
     value = compute()
     cache.mkdir(parents=True, exist_ok=True)
-    np.save(path.with_suffix(".tmp.npy"), value)
-    path.with_suffix(".tmp.npy").rename(path)
+    atomic_write(path, lambda tmp: np.save(tmp, value))
     return value
 
 

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from ..assets import sha256_file
+from ..assets import atomic_write, sha256_file
 
 ALLOWED_TENSOR_DTYPES = {"int8", "int32"}
 
@@ -56,9 +55,7 @@ def write_model(out_dir: Path, name: str, tflite: bytes, card: dict) -> tuple[Pa
     """Writes NAME.tflite and NAME.json atomically (temp file + rename), the card completed from the file."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.tflite"
-    tmp = path.with_suffix(".tflite.tmp")
-    tmp.write_bytes(tflite)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_bytes(tflite))
     info = inspect_tflite(path)
     bad = set(info["tensor_dtypes"]) - ALLOWED_TENSOR_DTYPES
     if bad:
@@ -70,6 +67,4 @@ def write_model(out_dir: Path, name: str, tflite: bytes, card: dict) -> tuple[Pa
 
 
 def write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2) + "\n"))

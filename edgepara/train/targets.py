@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..assets import atomic_write
 from ..audio import read_audio
 from ..stream.windower import offline_windows
 from .augment import augment
@@ -92,10 +93,10 @@ def _label_shard(args) -> str:
             rz_rows.append(rz.utterance(w))
             eg_rows.append(eg.utterance(w))
             sources.append(f"{clip.source}:{clip.aug}")
-    tmp = shard_path.with_suffix(".tmp.npz")
-    np.savez(tmp, audio=np.stack(audio_rows), se_frames=np.stack(se_frames).astype(np.float32),
-             resemblyzer=np.stack(rz_rows), egemaps=np.stack(eg_rows), source=np.array(sources))
-    tmp.rename(shard_path)  # a shard appears whole or not at all
+    # a shard appears whole or not at all
+    atomic_write(shard_path, lambda tmp: np.savez(
+        tmp, audio=np.stack(audio_rows), se_frames=np.stack(se_frames).astype(np.float32),
+        resemblyzer=np.stack(rz_rows), egemaps=np.stack(eg_rows), source=np.array(sources)))
     return shard_path.name
 
 
