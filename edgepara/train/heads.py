@@ -7,9 +7,24 @@ import numpy as np
 
 from ..assets import heads_dir, resolve_model
 from ..heads import save_probe
-from .bench import Item, features, int8_system
+from .bench import HELD_OUT_MASK, MASK_TYPES, Item, evaluate_mask, features, int8_system, mask_design, mask_items
+from .masks import curves_path, load_curves
 from .data import data_root as find_data_root, load_manifest
 from .probes import fit_probe, scores
+
+
+def ravdess_features(model: str, cache: Path, data_root, log) -> tuple[list, np.ndarray]:
+    """RAVDESS utterances and the model's int8 utterance embeddings (shared with the benchmark's cache)."""
+    rows = load_manifest("ravdess", find_data_root(data_root))
+    return rows, features(int8_system(model), [Item(u) for u in rows], cache, "ravdess", log=log)
+
+
+def masked_ravdess_features(model: str, cache: Path, data_root, log) -> tuple[list, np.ndarray]:
+    """The simulated-mask items (clean + four masks) and their int8 utterance embeddings."""
+    root = find_data_root(data_root)
+    items = mask_items(load_manifest("ravdess", root))
+    return items, features(int8_system(model), items, cache, "ravdess_masked", load_curves(str(curves_path(root))),
+                           log=log)
 
 
 def probe_card(name: str, task: str, probe, model: str, metrics: dict, data: str, **extra) -> dict:
@@ -23,9 +38,7 @@ def probe_card(name: str, task: str, probe, model: str, metrics: dict, data: str
 def train_emotion_head(model: str, cache: Path, data_root=None, out_dir: Path | None = None, log=print,
                        command: str = "") -> dict:
     """RAVDESS 8 classes; C chosen on actors 17-18, fit on 1-18, scored on test actors 19-24."""
-    root = find_data_root(data_root)
-    rows = load_manifest("ravdess", root)
-    X = features(int8_system(model), [Item(u) for u in rows], cache, "ravdess", log=log)
+    rows, X = ravdess_features(model, cache, data_root, log)
     y = np.array([u.label for u in rows])
     split = np.array([u.split for u in rows])
     probe = fit_probe(X[split == "train"], y[split == "train"], X[split == "val"], y[split == "val"])
@@ -42,12 +55,8 @@ def train_emotion_head(model: str, cache: Path, data_root=None, out_dir: Path | 
 def train_mask_head(model: str, cache: Path, data_root=None, out_dir: Path | None = None, log=print,
                     command: str = "") -> dict:
     """Masked vs not masked, on simulated masks; one mask type is held out of training and reported."""
-    from .bench import HELD_OUT_MASK, MASK_TYPES, evaluate_mask, mask_design, mask_items
-    from .masks import curves_path, load_curves
 
-    root = find_data_root(data_root)
-    items = mask_items(load_manifest("ravdess", root))
-    X = features(int8_system(model), items, cache, "ravdess_masked", load_curves(str(curves_path(root))), log=log)
+    items, X = masked_ravdess_features(model, cache, data_root, log)
     design = mask_design(items)
     y = design["label"]
     probe = fit_probe(X[design["train"]], y[design["train"]], X[design["val"]], y[design["val"]])
@@ -73,13 +82,9 @@ def train_mask_type_head(model: str, cache: Path, data_root=None, out_dir: Path 
                          command: str = "") -> dict:
     """Which mask (or none), among the three seen types: measures whether the types can be told apart at all
     (the held-out type cannot be named by a head that never saw it)."""
-    from .bench import HELD_OUT_MASK, MASK_TYPES, mask_items
-    from .masks import curves_path, load_curves
     from .user_heads import confusion_table
 
-    root = find_data_root(data_root)
-    items = mask_items(load_manifest("ravdess", root))
-    X = features(int8_system(model), items, cache, "ravdess_masked", load_curves(str(curves_path(root))), log=log)
+    items, X = masked_ravdess_features(model, cache, data_root, log)
     y = np.array([it.mask or "none" for it in items])
     split = np.array([it.utterance.split for it in items])
     seen = y != HELD_OUT_MASK
@@ -109,9 +114,7 @@ def calibrate_speaker_threshold(model: str, cache: Path, data_root=None, out_dir
     from ..speaker import equal_error_rate
     from .probes import verification_eer, verification_trials
 
-    root = find_data_root(data_root)
-    rows = load_manifest("ravdess", root)
-    X = features(int8_system(model), [Item(u) for u in rows], cache, "ravdess", log=log)
+    rows, X = ravdess_features(model, cache, data_root, log)
     split = np.array([u.split for u in rows])
     speakers = np.array([u.speaker for u in rows])
     # The threshold is a hyper-parameter: chosen on the 18 non-test actors (the 2 validation actors alone gave
