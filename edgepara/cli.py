@@ -202,8 +202,8 @@ def _atomic_save_all(outputs) -> None:
 def cmd_distill(args) -> int:
     distill = _train_module("distill")
     sizes = tuple(s.strip() for s in args.sizes.split(","))
-    cfg = distill.DistillConfig(sizes=sizes, epochs=args.epochs, seed=args.seed, n_aug=args.augment,
-                                n_synthetic=args.synthetic, limit_clips=args.limit_clips, workers=args.workers,
+    cfg = distill.DistillConfig(sizes=sizes, epochs=args.epochs, seed=args.seed, corrupt_share=args.corrupt_share,
+                                limit_clips=args.limit_clips, workers=args.workers,
                                 losses=tuple(x.strip() for x in args.losses.split(",")))
     distill.distill(cfg, Path(args.cache), Path(args.out), Path(args.runs), data_root=args.data_root,
                     command=_command_line())
@@ -311,14 +311,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     distill = sub.add_parser("distill", help="[train] distil the students from the teachers")
     distill.add_argument("--sizes", default="edgepara-tiny,edgepara-small")
-    distill.add_argument("--epochs", type=int, default=15)
+    distill.add_argument("--epochs", type=int, default=12)
     distill.add_argument("--seed", type=int, default=0)
-    distill.add_argument("--augment", type=int, default=1, help="corrupted copies per clip")
-    distill.add_argument("--synthetic", type=int, default=400, help="espeak-ng sentences to add")
-    distill.add_argument("--losses", default="speech_embedding,resemblyzer,egemaps,gram")
-    distill.add_argument("--limit-clips", type=int, default=None, help="use only the first N clips (smoke tests)")
-    distill.add_argument("--workers", type=int, default=2)
-    distill.add_argument("--cache", default="cache/targets")
+    distill.add_argument("--corrupt-share", type=float, default=0.5,
+                         help="share of windows heard through real rooms/noise/gain/Opus each epoch (default 0.5)")
+    distill.add_argument("--losses", default="whisper,resemblyzer,gram,speaker_id,emotion",
+                         help="any of whisper, resemblyzer, gram, speaker_id, emotion (ablations drop some)")
+    distill.add_argument("--limit-clips", type=int, default=None, help="use only the first N recordings (smoke tests)")
+    distill.add_argument("--workers", type=int, default=2, help="teacher labelling processes")
+    distill.add_argument("--cache", default="cache/targets-v2", help="teacher targets (resumable)")
     distill.add_argument("--out", default="models")
     distill.add_argument("--runs", default="runs")
     distill.add_argument("--data-root", default=None)

@@ -112,6 +112,11 @@ class Embedder:
                 raise ModelError(f"{self.path.name}: card says {role} dtype {spec['dtype']}, model has {dtype}")
         if self.card["output"]["shape"][-1] != self.card["embedding_dim"]:
             raise ModelError(f"{self.path.name}: card embedding_dim {self.card['embedding_dim']} disagrees with output shape {self.card['output']['shape']}")
+        dims = self.card.get("speaker_dims")
+        if dims is not None and not (isinstance(dims, list) and len(dims) == 2 and all(type(d) is int for d in dims)
+                                     and 0 <= dims[0] < dims[1] <= self.card["embedding_dim"]):
+            raise ModelError(f"{self.path.with_suffix('.json').name}: expected speaker_dims [start, end] within "
+                             f"0..{self.card['embedding_dim']}, got {dims!r}")
         self._in_scale, self._in_zero = self._in["quantization"]
         self._out_scale, self._out_zero = self._out["quantization"]
         for role, (scale, zero) in (("input", self._in["quantization"]), ("output", self._out["quantization"])):

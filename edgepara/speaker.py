@@ -19,6 +19,15 @@ DEFAULT_THRESHOLD = 0.7  # cosine; used when no shipped heads/speaker.json calib
 SPEAKER_HEAD_CARD = "speaker.json"
 
 
+def speaker_part(embeddings: np.ndarray, model_card: dict | None) -> np.ndarray:
+    """The dimensions a model trained for speakers (`speaker_dims` in its card), else the whole embedding."""
+    dims = (model_card or {}).get("speaker_dims")
+    if not dims:
+        return embeddings
+    start, end = dims
+    return np.asarray(embeddings)[..., start:end]
+
+
 def cosine_to_score(cos):
     return (np.asarray(cos, dtype=np.float64) + 1.0) / 2.0
 
@@ -30,7 +39,8 @@ def score_to_cosine(score):
 class SpeakerHead:
     """Nearest enrolled centroid by cosine; 'unknown' when even the nearest is below `threshold` (cosine)."""
 
-    def __init__(self, profiles: list[Profile], threshold: float, name: str = "speaker"):
+    def __init__(self, profiles: list[Profile], threshold: float, name: str = "speaker",
+                 speaker_dims: tuple[int, int] | None = None):
         if not profiles:
             raise ProfileError("expected at least one enrolled speaker, got none: run `edgepara enroll NAME FILE…`")
         _check_threshold(threshold, "threshold")
@@ -47,8 +57,10 @@ class SpeakerHead:
         self.classes = names + [UNKNOWN_SPEAKER]
         self.threshold = float(threshold)
         self.dim = profiles[0].dim
-        centroids = np.stack([p.centroid_array() for p in profiles])
-        self._unit_centroids = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+        # Profiles keep the whole embedding's centroid; a model with a speaker part is scored on that part only.
+        self._part = {"speaker_dims": list(speaker_dims)} if speaker_dims else None
+        centroids = speaker_part(np.stack([p.centroid_array() for p in profiles]), self._part)
+        self._unit_centroids = centroids / (np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-12)
 
     @classmethod
     def load(cls, profile_dir: str | Path | None, embedder_card: dict, threshold: float | None = None,
@@ -62,7 +74,7 @@ class SpeakerHead:
                                f"run `edgepara enroll NAME FILE…` first")
         if threshold is None:
             threshold = shipped_threshold(embedder_card)
-        return cls(profiles, threshold, name=name)
+        return cls(profiles, threshold, name=name, speaker_dims=embedder_card.get("speaker_dims"))
 
     def cosines(self, embedding: np.ndarray) -> np.ndarray:
         """Cosine of `embedding` to each enrolled centroid, in `self.speakers` order."""
@@ -71,6 +83,7 @@ class SpeakerHead:
             raise HeadError(f"head {self.name}: expected a {self.dim}-d embedding, got shape {e.shape}")
         if not np.all(np.isfinite(e)):
             raise HeadError(f"head {self.name}: expected a finite embedding, got NaN or infinity")
+        e = speaker_part(e, self._part)
         norm = np.linalg.norm(e)
         if norm == 0:
             # Silence can embed to zero: it resembles nobody, which cosine 0 says without dividing by zero.

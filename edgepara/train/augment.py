@@ -1,45 +1,67 @@
-"""Random, reproducible corruptions that widen the distillation data: the teachers label the corrupted
-audio too, so the student learns to follow them under noise, level, speed, room and mask changes."""
+"""Corruptions the student hears while its targets stay those of the clean audio, so the embedding learns
+to ignore the room, the background, the level and the codec: measured room responses (one of them a
+phone's), real background noise, gain, and an Opus round trip. Masks are not here: masked audio is
+labelled by the teachers from the masked signal (targets.py), so mask cues stay in the embedding."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
-from scipy.signal import fftconvolve, resample_poly
+from scipy.signal import fftconvolve
 
-from .masks import apply_mask
-
-
-def _coloured_noise(n: int, rng: np.random.Generator) -> np.ndarray:
-    """White, pink or brown noise, unit RMS."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    f = np.maximum(np.fft.rfftfreq(n), 1.0 / n)
-    exponent = rng.choice([0.0, 0.5, 1.0])
-    noise = np.fft.irfft(spectrum / f**exponent, n)
-    return noise / (np.sqrt(np.mean(noise**2)) + 1e-9)
+from ..audio import read_audio
 
 
-def _room_impulse(rng: np.random.Generator, rate: int = 16000) -> np.ndarray:
-    rt60 = rng.uniform(0.15, 0.7)
-    n = int(rt60 * rate)
-    t = np.arange(n) / rate
-    rir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
-    rir[0] = 1.0 / rng.uniform(0.3, 1.0)  # direct path dominates
-    return rir / np.sqrt(np.sum(rir**2))
+class Corruptor:
+    """Reproducible corruption of 16 kHz int16 windows with real noise and rooms read once."""
+
+    def __init__(self, noise_files, room_files, p_room: float = 0.5, p_noise: float = 0.6, p_codec: float = 0.15,
+                 snr_db: tuple[float, float] = (0.0, 20.0), gain_db: tuple[float, float] = (-18.0, 6.0)):
+        self.noises = [n.astype(np.float32) for n in (read_audio(p) for p in noise_files) if len(n) > 16000]
+        self.rooms = [self._room(read_audio(p)) for p in room_files]
+        self.p_room, self.p_noise, self.p_codec = p_room, p_noise, p_codec
+        self.snr_db, self.gain_db = snr_db, gain_db
+
+    @staticmethod
+    def _room(rir: np.ndarray) -> np.ndarray:
+        h = rir.astype(np.float32)
+        h = h[int(np.argmax(np.abs(h))):]  # start at the direct path, so speech is not delayed
+        return h / (np.sqrt(np.sum(h**2)) + 1e-9)
+
+    def __call__(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        x = audio.astype(np.float32)
+        level = np.sqrt(np.mean(x**2)) + 1e-6
+        if self.rooms and rng.random() < self.p_room:
+            x = fftconvolve(x, self.rooms[rng.integers(len(self.rooms))])[: len(x)].astype(np.float32)
+            x *= level / (np.sqrt(np.mean(x**2)) + 1e-6)
+        if self.noises and rng.random() < self.p_noise:
+            noise = self.noises[rng.integers(len(self.noises))]
+            start = rng.integers(0, len(noise) - len(x)) if len(noise) > len(x) else 0
+            segment = np.resize(noise[start : start + len(x)], len(x))
+            snr = rng.uniform(*self.snr_db)
+            x = x + segment * level / (np.sqrt(np.mean(segment**2)) + 1e-6) / 10 ** (snr / 20)
+        x = x * 10 ** (rng.uniform(*self.gain_db) / 20)
+        x = np.clip(x, -32768, 32767)
+        if rng.random() < self.p_codec:
+            x = opus_round_trip(x.astype(np.int16)).astype(np.float32)
+        return x.astype(np.int16)
 
 
-def augment(audio: np.ndarray, rng: np.random.Generator, mask_curves: dict | None = None) -> np.ndarray:
-    """int16 -> int16; each corruption is applied with some probability, in a physical order."""
-    x = audio.astype(np.float32)
-    if mask_curves and rng.random() < 0.3:
-        name = rng.choice(sorted(mask_curves))
-        x = apply_mask(x.astype(np.int16), *mask_curves[name], rng=rng, n_taps=257).astype(np.float32)
-    if rng.random() < 0.4:
-        factor = rng.choice([90, 95, 105, 110])  # speed (tempo and pitch) change by resampling
-        x = resample_poly(x, 100, factor).astype(np.float32)
-    if rng.random() < 0.3:
-        x = fftconvolve(x, _room_impulse(rng))[: len(x)].astype(np.float32)
-    if rng.random() < 0.5:
-        speech_rms = np.sqrt(np.mean(x**2)) + 1e-6
-        snr_db = rng.uniform(5.0, 30.0)
-        x = x + _coloured_noise(len(x), rng) * speech_rms / 10 ** (snr_db / 20)
-    x = x * 10 ** (rng.uniform(-12.0, 6.0) / 20)
-    return np.clip(x, -32768, 32767).astype(np.int16)
+def opus_round_trip(audio: np.ndarray) -> np.ndarray:
+    """Encode to Ogg Opus and decode again (libsndfile's default bit rate), as phone recordings arrive."""
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, audio, 16000, format="OGG", subtype="OPUS")
+    buf.seek(0)
+    decoded, _ = sf.read(buf, dtype="int16")
+    return np.resize(decoded, len(audio))
+
+
+def add_noise_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """int16 speech plus noise scaled to snr_db relative to the speech's RMS (noise looped to length)."""
+    x = speech.astype(np.float32)
+    segment = np.resize(noise.astype(np.float32), len(x))
+    level = np.sqrt(np.mean(x**2)) + 1e-6
+    y = x + segment * level / (np.sqrt(np.mean(segment**2)) + 1e-6) / 10 ** (snr_db / 20)
+    return np.clip(y, -32768, 32767).astype(np.int16)

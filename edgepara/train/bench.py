@@ -13,15 +13,36 @@ from ..assets import atomic_write, available_models, resolve_model
 from ..audio import read_audio
 from ..stream.windower import offline_windows
 from .data import Utterance, data_root as find_data_root, load_manifest
-from .masks import curves_path, load_curves, apply_mask
+from .masks import HELD_OUT_MASK, MASK_TYPES, apply_mask, curves_path, load_curves
 from .export import write_json
-from .probes import leave_one_speaker_out, split_protocol, verification_eer
+from .augment import Corruptor, add_noise_at_snr
+from .data import room_paths, noise_paths
+from .probes import (first_n_per_speaker, identification_accuracy, leave_one_speaker_out, split_protocol,
+                     verification_eer, zero_shot_uar)
+from .targets import WHISPER_LAYERS
 
 TEACHER_NAMES = ("speech_embedding", "resemblyzer", "egemaps")
+# The Whisper layers the students learn from: one system per model (its blocks' utterance means side by
+# side, one encoder pass), reported as one row per layer.
+WHISPER_SYSTEMS = {model: tuple(b for m, b in WHISPER_LAYERS if m == model) for model, _ in WHISPER_LAYERS}
+DISTILLATION_TEACHERS = tuple(f"whisper {m} b{b}" for m, b in WHISPER_LAYERS) + ("resemblyzer",)
 
 
 def corpus(root: Path) -> dict[str, list]:
-    return {name: load_manifest(name, root) for name in ("ravdess", "emodb", "fsdd")}
+    """Every evaluation set: the emotion/speaker corpora, and the held-out speakers of the newer sets."""
+    data = {name: load_manifest(name, root) for name in ("ravdess", "emodb", "fsdd")}
+    data["speechocean762"] = [u for u in load_manifest("speechocean762", root) if u.split == "test"]
+    emospeech = [u for u in load_manifest("emospeech_in", root) if u.split == "val"]
+    counts = {s: sum(u.speaker == s for u in emospeech) for s in {u.speaker for u in emospeech}}
+    data["emospeech_in"] = [u for u in emospeech if counts[u.speaker] >= 4]  # 3 to enroll, >= 1 to verify
+    return data
+
+
+def speechocean_ages(root: Path) -> dict[str, int]:
+    import csv
+
+    with open(root / "speechocean762" / "manifest.csv", newline="") as f:
+        return {r["speaker"]: int(r["age"]) for r in csv.DictReader(f)}
 
 
 def _cached(cache: Path, key: str, compute) -> np.ndarray:
@@ -34,8 +55,6 @@ def _cached(cache: Path, key: str, compute) -> np.ndarray:
     return value
 
 
-MASK_TYPES = ("surgical", "CottonJersey2L", "CottonPlain2L", "CottonDenim2L")
-HELD_OUT_MASK = "CottonPlain2L"  # never in the mask head's training data; reported separately
 
 
 @dataclass(frozen=True)
@@ -44,13 +63,36 @@ class Item:
 
     utterance: Utterance
     mask: str | None = None
+    room_noise: tuple[str, str] | None = None  # (room file, noise file) for the robustness set
 
     def audio(self, curves: dict | None = None) -> np.ndarray:
         audio = read_audio(self.utterance.path)
+        seed = int(hashlib.sha1(f"{self.utterance.path.name}|{self.mask}|{self.room_noise}".encode()).hexdigest()[:8], 16)
+        if self.room_noise is not None:
+            return through_room_and_noise(audio, *self.room_noise, np.random.default_rng(seed))
         if self.mask is None:
             return audio
-        seed = int(hashlib.sha1(f"{self.utterance.path.name}|{self.mask}".encode()).hexdigest()[:8], 16)
         return apply_mask(audio, *curves[self.mask], rng=np.random.default_rng(seed))
+
+
+ROBUST_SNR_DB = 10.0
+
+
+def through_room_and_noise(audio: np.ndarray, room: str, noise: str, rng: np.random.Generator) -> np.ndarray:
+    """A measured room response, then real noise at 10 dB SNR (a random stretch of the noise file)."""
+    reverberant = Corruptor([], [room], p_room=1.0, p_noise=0.0, p_codec=0.0, gain_db=(0.0, 0.0))(audio, rng)
+    noise_audio = read_audio(noise)
+    start = int(rng.integers(0, max(1, len(noise_audio) - len(audio))))
+    return add_noise_at_snr(reverberant, noise_audio[start : start + len(audio)], ROBUST_SNR_DB)
+
+
+def robust_items(ravdess: list[Utterance], root: Path) -> list[Item]:
+    """RAVDESS test actors, each utterance through one held-out room and one held-out noise (never heard in
+    distillation), chosen per utterance."""
+    rooms, noises = room_paths(root, "eval"), noise_paths(root, "eval")
+    test = [u for u in ravdess if u.split == "test"]
+    return [Item(u, room_noise=(str(rooms[i % len(rooms)]), str(noises[(i // len(rooms)) % len(noises)])))
+            for i, u in enumerate(test)]
 
 
 def mask_items(ravdess: list[Utterance]) -> list[Item]:
@@ -65,6 +107,9 @@ def system_embedders(runs: Path, ablation: Path | None) -> dict[str, tuple[str, 
     sizes = teacher_sizes()
     for name in TEACHER_NAMES:
         systems[name] = (name, lambda name=name: _teacher(name), sizes.get(name))
+    for model, blocks in WHISPER_SYSTEMS.items():
+        systems[f"whisper {model}"] = (f"whisper_{model}_b{'-'.join(map(str, blocks))}",
+                                       lambda m=model, b=blocks: _whisper(m, b), sizes.get(f"whisper {model}"))
     for model in available_models():
         systems[f"{model} int8"] = int8_system(model)
         _, card = resolve_model(model)
@@ -93,6 +138,29 @@ def _teacher(name: str):
     from .teachers import TEACHERS
 
     return TEACHERS[name]().utterance
+
+
+def _whisper(model: str, blocks: tuple[int, ...]):
+    from .whisper import WhisperEncoder
+
+    encoder = WhisperEncoder(model)
+
+    def embed(audio):
+        frames = encoder.blocks(audio[: 30 * 16000], blocks)
+        return np.concatenate([frames[b].mean(axis=0) for b in blocks])
+
+    return embed
+
+
+def split_whisper_rows(per_system: dict) -> None:
+    """'whisper MODEL' (its blocks side by side) -> one 'whisper MODEL bN' row per block."""
+    for model, blocks in WHISPER_SYSTEMS.items():
+        joined = per_system.pop(f"whisper {model}", None)
+        if joined is None:
+            continue
+        for i, block in enumerate(blocks):
+            per_system[f"whisper {model} b{block}"] = {
+                ds: X[:, i * X.shape[1] // len(blocks) : (i + 1) * X.shape[1] // len(blocks)] for ds, X in joined.items()}
 
 
 def speech_or_all_windows(audio: np.ndarray, window: int, hop: int) -> np.ndarray:
@@ -140,15 +208,55 @@ def features(system: tuple, items: list[Item], cache: Path, set_name: str, curve
     return _cached(cache, f"{set_name}_{key}", compute)
 
 
-def evaluate_clean(X: dict[str, np.ndarray], data: dict[str, list]) -> dict:
+# RAVDESS -> EmoDB zero-shot: the four classes both corpora share (EmoDB label -> RAVDESS label)
+SHARED_EMOTIONS = {"neutral": "neutral", "happiness": "happy", "sadness": "sad", "anger": "angry"}
+
+
+def evaluate_clean(X: dict[str, np.ndarray], S: dict[str, np.ndarray], data: dict[str, list], ages: dict) -> dict:
+    """Every clean task. X: utterance embeddings per set; S: the part a speaker head scores (the same for
+    systems without a speaker part)."""
     rav, emo, fsdd = data["ravdess"], data["emodb"], data["fsdd"]
-    test = np.array([u.split == "test" for u in rav])
-    return {
-        "ravdess_emotion": split_protocol(X["ravdess"], np.array([u.label for u in rav]), [u.split for u in rav]),
+    rav_label = np.array([u.label for u in rav])
+    rav_split = np.array([u.split for u in rav])
+    test = rav_split == "test"
+    rav_spk = np.array([u.speaker for u in rav])
+    out = {
+        "ravdess_emotion": split_protocol(X["ravdess"], rav_label, rav_split),
         "emodb_emotion": leave_one_speaker_out(X["emodb"], np.array([u.label for u in emo]), [u.speaker for u in emo]),
         "fsdd_speaker": split_protocol(X["fsdd"], np.array([u.speaker for u in fsdd]), [u.split for u in fsdd]),
-        "ravdess_verification_eer": verification_eer(X["ravdess"][test], [u.speaker for u, t in zip(rav, test) if t])[0],
+        "ravdess_verification_eer": verification_eer(S["ravdess"][test], rav_spk[test])[0],
+        # 3 neutral/calm utterances enroll each test actor; every other emotion must be recognised
+        "ravdess_speaker_id_across_emotions": identification_accuracy(
+            S["ravdess"][test], rav_spk[test],
+            first_n_per_speaker(rav_spk[test], 3, np.isin(rav_label[test], ["neutral", "calm"]))),
     }
+    shared = np.isin(rav_label, list(SHARED_EMOTIONS.values()))
+    emo_label = np.array([SHARED_EMOTIONS.get(u.label, "") for u in emo])
+    tr, va = shared & (rav_split == "train"), shared & (rav_split == "val")
+    out["zero_shot_ravdess_to_emodb_uar"] = zero_shot_uar(
+        X["ravdess"][tr], rav_label[tr], X["ravdess"][va], rav_label[va], X["emodb"][emo_label != ""],
+        emo_label[emo_label != ""])
+    so_spk = np.array([u.speaker for u in data["speechocean762"]])
+    for group, keep in (("children", np.array([ages[s] < 18 for s in so_spk])),
+                        ("adults", np.array([ages[s] >= 18 for s in so_spk]))):
+        out[f"speechocean762_{group}_eer"] = verification_eer(S["speechocean762"][keep], so_spk[keep])[0]
+        out[f"speechocean762_{group}_speaker_id"] = identification_accuracy(
+            S["speechocean762"][keep], so_spk[keep], first_n_per_speaker(so_spk[keep]))
+    es_spk = np.array([u.speaker for u in data["emospeech_in"]])
+    out["emospeech_in_eer"] = verification_eer(S["emospeech_in"], es_spk)[0]
+    out["emospeech_in_speaker_id"] = identification_accuracy(S["emospeech_in"], es_spk, first_n_per_speaker(es_spk))
+    return out
+
+
+def evaluate_robustness(X_clean: np.ndarray, X_robust: np.ndarray, rav: list[Utterance], clean_accuracy: float) -> dict:
+    """The clean-trained emotion probe on the test actors through held-out rooms and noise at 10 dB SNR."""
+    from .probes import fit_probe, scores
+
+    label = np.array([u.label for u in rav])
+    split = np.array([u.split for u in rav])
+    probe = fit_probe(X_clean[split == "train"], label[split == "train"], X_clean[split == "val"], label[split == "val"])
+    accuracy = scores(label[split == "test"], probe.predict(X_robust))["accuracy"]
+    return {"accuracy": accuracy, "ratio_to_clean": accuracy / clean_accuracy}
 
 
 def mask_design(items: list[Item]) -> dict[str, np.ndarray]:
@@ -185,37 +293,65 @@ def teacher_sizes() -> dict[str, int]:
     sizes["speech_embedding"] = (ow / "embedding_model.tflite").stat().st_size + (ow / "melspectrogram.tflite").stat().st_size
     rz = Path(importlib.util.find_spec("resemblyzer").origin).parent / "pretrained.pt"
     sizes["resemblyzer"] = rz.stat().st_size
+    from .whisper import read_ct2_variables, resolve_model_dir
+
+    for model in WHISPER_SYSTEMS:  # the encoder's weights as shipped (fp16), not the decoder's
+        weights = read_ct2_variables(resolve_model_dir(model) / "model.bin")
+        sizes[f"whisper {model}"] = int(sum(w.nbytes for w in weights.values()))
     return sizes
+
+
+def speaker_view(system: str, X: np.ndarray) -> np.ndarray:
+    """What a speaker head scores: a student's speaker part (its card's speaker_dims), else everything."""
+    from ..speaker import speaker_part
+
+    for model in available_models():
+        if system.startswith(model) or f"({model} " in system:
+            return speaker_part(X, resolve_model(model)[1])
+    return X
 
 
 def quality(out: Path, cache: Path, runs: Path, data_root=None, log=print, command: str = "",
             ablation: Path | None = None, with_masks: bool = True) -> dict:
     root = find_data_root(data_root)
     data = corpus(root)
+    ages = speechocean_ages(root)
     sets = {name: [Item(u) for u in rows] for name, rows in data.items()}
+    sets["ravdess_robust"] = robust_items(data["ravdess"], root)
     masked = mask_items(data["ravdess"]) if with_masks else []
     curves = load_curves(str(curves_path(root)))
     systems = system_embedders(runs, ablation)
     per_system = {name: {ds: features(sys_, items, cache, ds, log=log) for ds, items in sets.items()}
                   for name, sys_ in systems.items()}
-    per_system["teachers_concat"] = {ds: np.concatenate([per_system[t][ds] for t in TEACHER_NAMES], axis=1)
+    split_whisper_rows(per_system)
+    per_system["teachers_concat"] = {ds: np.concatenate([per_system[t][ds] for t in DISTILLATION_TEACHERS], axis=1)
                                      for ds in sets}
     results = {}
     for name, X in per_system.items():
         log(f"  probes: {name}")
-        results[name] = evaluate_clean(X, data)
+        S = {ds: speaker_view(name, x) for ds, x in X.items()}
+        results[name] = evaluate_clean(X, S, data, ages)
+        results[name]["robustness_rooms_noise_10db"] = evaluate_robustness(
+            X["ravdess"], X["ravdess_robust"], data["ravdess"], results[name]["ravdess_emotion"]["accuracy"])
     if masked:
         design = mask_design(masked)
         mask_X = {name: features(sys_, masked, cache, "ravdess_masked", curves, log)
                   for name, sys_ in systems.items() if not name.startswith("ablation")}
-        mask_X["teachers_concat"] = np.concatenate([mask_X[t] for t in TEACHER_NAMES], axis=1)
+        mask_X = mask_X_rows(mask_X)
+        mask_X["teachers_concat"] = np.concatenate([mask_X[t] for t in DISTILLATION_TEACHERS], axis=1)
         for name, X in mask_X.items():
             results[name]["mask_simulated_uar"] = evaluate_mask(X, design)
     sizes = {name: sys_[2] for name, sys_ in systems.items() if sys_[2] is not None}
-    sizes["teachers_concat"] = sizes["speech_embedding"] + sizes["resemblyzer"]
-    report = {"command": command, "utterances": {k: len(v) for k, v in data.items()},
+    for model in WHISPER_SYSTEMS:
+        for block in WHISPER_SYSTEMS[model]:
+            sizes[f"whisper {model} b{block}"] = sizes[f"whisper {model}"]
+    sizes["teachers_concat"] = sum(sizes[f"whisper {m}"] for m in WHISPER_SYSTEMS) + sizes["resemblyzer"]
+    report = {"command": command, "utterances": {k: len(v) for k, v in sets.items()},
               "mask_task": {"utterances": len(masked), "held_out_mask": HELD_OUT_MASK,
                             "note": "simulated: clean speech filtered with measured mask attenuation curves"},
+              "robustness": f"RAVDESS test actors through held-out rirs_real rooms + noise_real noise at "
+                            f"{ROBUST_SNR_DB:g} dB SNR (files never heard in distillation)",
+              "teachers_concat": list(DISTILLATION_TEACHERS),
               "sizes_bytes": sizes, "results": results, "retention": retention(results)}
     record_in_model_cards(report)
     out.mkdir(parents=True, exist_ok=True)
@@ -223,6 +359,13 @@ def quality(out: Path, cache: Path, runs: Path, data_root=None, log=print, comma
     (out / "results.md").write_text(markdown_table(report))
     plot(report, out / "size_quality.png")
     return report
+
+
+def mask_X_rows(mask_X: dict) -> dict:
+    """The masked set's features with the Whisper systems split into one row per layer."""
+    wrapped = {k: {"m": v} for k, v in mask_X.items()}
+    split_whisper_rows(wrapped)
+    return {k: v["m"] for k, v in wrapped.items()}
 
 
 def record_in_model_cards(report: dict) -> None:
@@ -237,53 +380,80 @@ def record_in_model_cards(report: dict) -> None:
             card["metrics"]["quality_float"] = flt
         card["metrics"]["retention_vs_teachers_concat"] = report["retention"].get(f"{model} int8")
         card["metrics"]["quality_command"] = report["command"]
-        card["metrics"]["protocol"] = ("utterance embedding = mean of the VAD speech windows; standardise + logistic "
-                                       "regression, C on validation speakers; RAVDESS test actors 19-24, EmoDB "
-                                       "leave-one-speaker-out, FSDD by take; mask task simulated")
+        card["metrics"]["protocol"] = (
+            "utterance embedding = mean of the VAD speech windows; standardise + logistic regression, C on "
+            "validation speakers; RAVDESS test actors 19-24, EmoDB leave-one-speaker-out, FSDD by take; speaker "
+            "tasks on the card's speaker_dims with 3 enrollment utterances (RAVDESS: neutral/calm, identify the "
+            "other emotions); speechocean762 test and emospeech_in val speakers; zero-shot = RAVDESS-trained "
+            "probe on EmoDB's 4 shared classes; robustness = held-out rooms + noise at 10 dB; mask task simulated")
         write_json(path.with_suffix(".json"), card)
 
 
-TASKS = (("ravdess_emotion", "accuracy"), ("ravdess_emotion", "uar"), ("emodb_emotion", "accuracy"),
-         ("emodb_emotion", "uar"), ("fsdd_speaker", "accuracy"), ("mask_simulated_uar", "test_held_out"))
+# (column title, result key, metric or None) of the main table
+COLUMNS = (
+    ("RAVDESS acc", "ravdess_emotion", "accuracy"),
+    ("EmoDB LOSO acc", "emodb_emotion", "accuracy"),
+    ("zero-shot RAVDESS→EmoDB UAR", "zero_shot_ravdess_to_emodb_uar", None),
+    ("rooms+noise acc", "robustness_rooms_noise_10db", "accuracy"),
+    ("rooms+noise / clean", "robustness_rooms_noise_10db", "ratio_to_clean"),
+    ("mask UAR held-out (sim.)", "mask_simulated_uar", "test_held_out"),
+    ("RAVDESS spk-ID across emotions", "ravdess_speaker_id_across_emotions", None),
+    ("RAVDESS EER", "ravdess_verification_eer", None),
+    ("speechocean762 EER children / adults", ("speechocean762_children_eer", "speechocean762_adults_eer"), None),
+    ("speechocean762 spk-ID children / adults", ("speechocean762_children_speaker_id", "speechocean762_adults_speaker_id"), None),
+    ("emospeech_in EER / spk-ID", ("emospeech_in_eer", "emospeech_in_speaker_id"), None),
+    ("FSDD spk acc", "fsdd_speaker", "accuracy"),
+)
+HIGHER_IS_BETTER = ("ravdess_emotion.accuracy", "ravdess_emotion.uar", "emodb_emotion.accuracy",
+                    "zero_shot_ravdess_to_emodb_uar", "robustness_rooms_noise_10db.accuracy",
+                    "mask_simulated_uar.test_held_out", "ravdess_speaker_id_across_emotions",
+                    "speechocean762_adults_speaker_id", "speechocean762_children_speaker_id",
+                    "emospeech_in_speaker_id", "fsdd_speaker.accuracy")
+EER_KEYS = ("ravdess_verification_eer", "speechocean762_children_eer", "speechocean762_adults_eer", "emospeech_in_eer")
 
 
-def _score(r: dict, task: str, metric: str):
-    return r.get(task, {}).get(metric)
+def _value(r: dict, dotted: str):
+    key, _, metric = dotted.partition(".")
+    value = r.get(key)
+    return value.get(metric) if isinstance(value, dict) and metric else (None if isinstance(value, dict) else value)
 
 
 def retention(results: dict) -> dict:
-    """Student score / concatenated-teacher score per task; for verification, EER difference to the best
-    teacher in points (lower EER is better)."""
-    ref = results["teachers_concat"]
-    best_eer = min(results[t]["ravdess_verification_eer"] for t in TEACHER_NAMES)
+    """Student score / concatenated-teacher score for each higher-is-better task; for each EER, points above
+    resemblyzer (the speaker teacher; lower EER is better)."""
+    ref, rz = results["teachers_concat"], results["resemblyzer"]
     out = {}
     for system, r in results.items():
         if "edgepara" not in system:
             continue
-        row = {f"{t}.{m}": round(_score(r, t, m) / _score(ref, t, m), 3)
-               for t, m in TASKS if _score(r, t, m) is not None and _score(ref, t, m)}
-        row["verification_eer_minus_best_teacher_points"] = round(100 * (r["ravdess_verification_eer"] - best_eer), 1)
+        row = {k: round(_value(r, k) / _value(ref, k), 3) for k in HIGHER_IS_BETTER
+               if _value(r, k) is not None and _value(ref, k)}
+        row.update({f"{k}_minus_resemblyzer_points": round(100 * (r[k] - rz[k]), 1) for k in EER_KEYS})
         out[system] = row
     return out
 
 
+def _cell(r: dict, key, metric) -> str:
+    keys = key if isinstance(key, tuple) else (key,)
+    values = [_value(r, f"{k}.{metric}" if metric else k) for k in keys]
+    return " / ".join("-" if v is None else f"{v:.3f}" for v in values)
+
+
 def markdown_table(report: dict) -> str:
-    head = ("| system | size | RAVDESS acc | RAVDESS UAR | EmoDB acc | EmoDB UAR | FSDD speaker acc | "
-            "mask UAR, held-out type (simulated) | RAVDESS verification EER |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-    rows = []
+    lines = ["| system | size | " + " | ".join(c[0] for c in COLUMNS) + " |",
+             "|---|---:|" + "---:|" * len(COLUMNS)]
     for system, r in report["results"].items():
         size = report["sizes_bytes"].get(system)
         size_s = ("hand-crafted" if system == "egemaps" else "" if size is None
-                  else f"{size / 1e6:.2f} MB" if size > 1e6 else f"{size / 1e3:.0f} KB")
-        cells = [("-" if _score(r, t, m) is None else f"{_score(r, t, m):.3f}") for t, m in TASKS]
-        rows.append(f"| {system} | {size_s} | " + " | ".join(cells) + f" | {r['ravdess_verification_eer']:.3f} |")
-    names = [f"{t}.{m}" for t, m in TASKS] + ["verification_eer_minus_best_teacher_points"]
-    ret = ["", "Retention (student score / concatenated-teacher score; EER: points above the best teacher):", "",
-           "| system | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+                  else f"{size / 1e6:.1f} MB" if size > 1e6 else f"{size / 1e3:.0f} KB")
+        lines.append(f"| {system} | {size_s} | " + " | ".join(_cell(r, k, m) for _, k, m in COLUMNS) + " |")
+    names = list(HIGHER_IS_BETTER) + [f"{k}_minus_resemblyzer_points" for k in EER_KEYS]
+    lines += ["", f"Retention (student / teachers concatenated = {' + '.join(report['teachers_concat'])}; "
+                  "EER: points above resemblyzer):", "",
+              "| system | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for system, r in report["retention"].items():
-        ret.append(f"| {system} | " + " | ".join(str(r.get(n, "-")) for n in names) + " |")
-    return head + "\n".join(rows) + "\n" + "\n".join(ret) + "\n"
+        lines.append(f"| {system} | " + " | ".join(str(r.get(n, "-")) for n in names) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def plot(report: dict, path: Path) -> None:

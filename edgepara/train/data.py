@@ -15,6 +15,8 @@ DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "dat
 RAVDESS_TEST = {f"A{i:02d}" for i in range(19, 25)}
 RAVDESS_VAL = {"A17", "A18"}
 DATASETS = ("ravdess", "emodb", "fsdd")
+# Unlabelled speech the students learn from (only each set's training speakers / takes).
+DISTILLATION_SETS = ("ravdess", "fsdd", "speechocean762", "emospeech_in", "yoruba_ogunlao", "suba_africanvoices")
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class Utterance:
     label: str
     speaker: str
     split: str
+    duration_s: float = 0.0
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -42,15 +45,44 @@ def load_manifest(dataset: str, root: Path) -> list[Utterance]:
         rows = list(csv.DictReader(f))
     utterances = []
     for row in rows:
+        if row.get("kind") == "background":  # emospeech_in's phone background clips: noise, not speech
+            continue
         split = row["split"]
         if dataset == "ravdess":  # enforce the protocol rather than trusting the suggestion column
             split = "test" if row["speaker"] in RAVDESS_TEST else "val" if row["speaker"] in RAVDESS_VAL else "train"
-        utterances.append(Utterance(dataset, folder / row["path"], row["label"], row["speaker"], split))
+        utterances.append(Utterance(dataset, folder / row["path"], row["label"], row["speaker"], split,
+                                    float(row.get("duration_s") or 0.0)))
     return utterances
 
 
-def distillation_utterances(root: Path) -> list[Utterance]:
-    """Unlabelled audio the students learn from: never a speaker or take used for evaluation."""
-    ravdess = [u for u in load_manifest("ravdess", root) if u.split == "train"]
-    fsdd = [u for u in load_manifest("fsdd", root) if u.split == "train"]
-    return ravdess + fsdd
+def distillation_utterances(root: Path, sets: tuple[str, ...] = DISTILLATION_SETS) -> list[Utterance]:
+    """Unlabelled audio the students learn from: never a speaker or take used for evaluation (RAVDESS
+    17-24, FSDD val/test takes, speechocean762 and emospeech_in val/test speakers, all of EmoDB)."""
+    missing = [s for s in sets if not (root / s / "manifest.csv").exists()]
+    if missing:
+        raise EdgeparaError(f"expected {', '.join(f'{s}/manifest.csv' for s in missing)} under {root}, got none")
+    return [u for s in sets for u in load_manifest(s, root) if u.split == "train"]
+
+
+def _held_out(paths: list[Path], part: str) -> list[Path]:
+    """Every third file (sorted) is kept for the robustness benchmark and never heard in training."""
+    if part not in ("train", "eval"):
+        raise EdgeparaError(f"expected part 'train' or 'eval', got {part!r}")
+    return [p for i, p in enumerate(sorted(paths)) if (i % 3 == 0) == (part == "eval")]
+
+
+def noise_paths(root: Path, part: str = "train") -> list[Path]:
+    """Real background noise: noise_real (two thirds for training, a third for evaluation), plus
+    emospeech_in's phone background clips for training."""
+    with open(root / "noise_real" / "manifest.csv", newline="") as f:
+        paths = _held_out([root / "noise_real" / r["path"] for r in csv.DictReader(f)], part)
+    if part == "train":
+        with open(root / "emospeech_in" / "manifest.csv", newline="") as f:
+            paths += [root / "emospeech_in" / r["path"] for r in csv.DictReader(f) if r.get("kind") == "background"]
+    return paths
+
+
+def room_paths(root: Path, part: str = "train") -> list[Path]:
+    """Measured room impulse responses (and one phone's device response), split as noise_paths splits."""
+    with open(root / "rirs_real" / "manifest.csv", newline="") as f:
+        return _held_out([root / "rirs_real" / r["path"] for r in csv.DictReader(f)], part)

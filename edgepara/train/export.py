@@ -12,7 +12,8 @@ ALLOWED_TENSOR_DTYPES = {"int8", "int32"}
 
 
 def convert_int8(backbone, representative: np.ndarray) -> bytes:
-    """Embedding-only graph, batch 1, int8 in and out; calibrated on training windows' log-mels."""
+    """The exported vector ([embedding | speaker]) only, batch 1, int8 in and out; calibrated on training
+    windows' log-mels."""
     import keras
     import tensorflow as tf
 

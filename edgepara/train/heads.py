@@ -7,8 +7,8 @@ import numpy as np
 
 from ..assets import heads_dir, resolve_model
 from ..heads import save_probe
-from .bench import HELD_OUT_MASK, MASK_TYPES, Item, evaluate_mask, features, int8_system, mask_design, mask_items
-from .masks import curves_path, load_curves
+from .bench import Item, evaluate_mask, features, int8_system, mask_design, mask_items
+from .masks import HELD_OUT_MASK, MASK_TYPES, curves_path, load_curves
 from .data import data_root as find_data_root, load_manifest
 from .probes import fit_probe, scores
 

@@ -34,12 +34,24 @@ def gram(frames):
 
 
 def make_gram_loss(n_student_frames: int, n_teacher_frames: int):
+    """Loss between a teacher's Gram matrix (B, T, T), precomputed when labelling, and the student's frames
+    (B, T', D) resampled to the teacher's T frames."""
     import keras.ops as K
 
     align = K.convert_to_tensor(resample_matrix(n_student_frames, n_teacher_frames))
 
-    def gram_loss(teacher_frames, student_frames):
+    def gram_loss(teacher_gram, student_frames):
         aligned = K.einsum("ts,bsd->btd", align, student_frames)
-        return K.mean(K.square(gram(teacher_frames) - gram(aligned)), axis=(1, 2))
+        return K.mean(K.square(K.cast(teacher_gram, "float32") - gram(aligned)), axis=(1, 2))
 
     return gram_loss
+
+
+def masked_class_loss(labels, logits):
+    """Sparse cross-entropy that ignores label -1 (windows without that label)."""
+    import keras.ops as K
+
+    labels = K.reshape(K.cast(labels, "int32"), (-1,))
+    known = K.cast(labels >= 0, "float32")
+    ce = K.sparse_categorical_crossentropy(K.maximum(labels, 0), logits, from_logits=True)
+    return ce * known

@@ -95,3 +95,31 @@ def verification_trials(X, speakers, n_enroll=3, seed=0) -> tuple[np.ndarray, np
 def verification_eer(X, speakers, n_enroll=3, seed=0) -> tuple[float, float]:
     """(EER, cosine threshold at the EER point) over verification_trials."""
     return equal_error_rate(*verification_trials(X, speakers, n_enroll, seed))
+
+
+def identification_accuracy(X, speakers, enroll) -> float:
+    """Closed-set speaker identification: each speaker's centroid from the `enroll` rows (unit vectors
+    averaged), every other row assigned to the nearest centroid by cosine."""
+    speakers, enroll = np.asarray(speakers), np.asarray(enroll, bool)
+    unit = X / (np.linalg.norm(X, axis=1, keepdims=True) + 1e-9)
+    names = sorted(set(speakers[enroll]))
+    centroids = np.stack([unit[enroll & (speakers == s)].mean(axis=0) for s in names])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-9
+    guess = np.asarray(names)[np.argmax(unit[~enroll] @ centroids.T, axis=1)]
+    return float(np.mean(guess == speakers[~enroll]))
+
+
+def first_n_per_speaker(speakers, n: int = 3, eligible=None) -> np.ndarray:
+    """Enrollment rows: the first n eligible rows of each speaker (in the given order)."""
+    speakers = np.asarray(speakers)
+    eligible = np.ones(len(speakers), bool) if eligible is None else np.asarray(eligible, bool)
+    enroll = np.zeros(len(speakers), bool)
+    for s in set(speakers):
+        enroll[np.flatnonzero((speakers == s) & eligible)[:n]] = True
+    return enroll
+
+
+def zero_shot_uar(X_train, y_train, X_val, y_val, X_test, y_test) -> float:
+    """Probe fitted on one corpus (C on its validation speakers), UAR on another, no statistics of it used."""
+    probe = fit_probe(X_train, y_train, X_val, y_val)
+    return scores(y_test, probe.predict(X_test))["uar"]

@@ -1,5 +1,10 @@
 """The student: log-mel (computed outside, in numpy) -> depthwise-separable CNN -> frame features ->
-time-pooled embedding. Training adds one projection per teacher and a frame projection for Gram matching."""
+time-pooled embedding, plus a small speaker embedding beside it. The int8 model outputs both as one
+vector, [embedding | speaker]; the card names the speaker part (`speaker_dims`), so the speaker head can
+score cosines on the part trained for speakers while the probe heads read the whole vector.
+
+Training adds one projection per teacher target, a frame projection for Gram matching, and two small
+classifiers (training speakers; RAVDESS emotions of training actors) that never reach the exported model."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -15,6 +20,7 @@ class StudentConfig:
     # (channels, time stride, frequency stride) per depthwise-separable block
     blocks: tuple[tuple[int, int, int], ...]
     embedding_dim: int
+    speaker_dim: int = 0
     window_samples: int = 16000
     hop_samples: int = 8000
 
@@ -24,28 +30,31 @@ class StudentConfig:
     def n_frames(self) -> int:
         return self.frontend().n_frames(self.window_samples)
 
+    def output_dim(self) -> int:
+        return self.embedding_dim + self.speaker_dim
+
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 SIZES = {
     "edgepara-tiny": StudentConfig(
-        "edgepara-tiny", n_mels=40, stem_channels=24,
-        blocks=((32, 1, 2), (48, 2, 2), (64, 1, 1), (96, 2, 2), (128, 1, 1), (128, 1, 1)), embedding_dim=128),
+        "edgepara-tiny", n_mels=40, stem_channels=32,
+        blocks=((48, 1, 2), (64, 2, 2), (96, 1, 1), (128, 2, 2), (160, 1, 1), (160, 1, 1)),
+        embedding_dim=128, speaker_dim=64),
     "edgepara-small": StudentConfig(
         "edgepara-small", n_mels=64, stem_channels=48,
         blocks=((64, 1, 2), (96, 2, 2), (128, 1, 1), (192, 2, 2), (256, 1, 1), (256, 1, 1), (384, 1, 2),
-                (384, 1, 1)), embedding_dim=192),
+                (384, 1, 1)), embedding_dim=192, speaker_dim=64),
     # for tests: trains in seconds
     "edgepara-test": StudentConfig(
-        "edgepara-test", n_mels=40, stem_channels=8, blocks=((16, 2, 2), (24, 2, 2)), embedding_dim=16),
+        "edgepara-test", n_mels=40, stem_channels=8, blocks=((16, 2, 2), (24, 1, 2)), embedding_dim=16,
+        speaker_dim=8),
 }
-
-TEACHER_DIMS = {"speech_embedding": 96, "resemblyzer": 256, "egemaps": 88}
 
 
 def build_backbone(cfg: StudentConfig):
-    """Keras model: (n_frames, n_mels, 1) -> [embedding (embedding_dim), frame features (T', C)]."""
+    """Keras model: (n_frames, n_mels, 1) -> [[embedding | speaker embedding], frames (T', C)]."""
     import keras
     from keras import layers
 
@@ -54,26 +63,53 @@ def build_backbone(cfg: StudentConfig):
     x = layers.BatchNormalization()(x)
     x = layers.ReLU(6.0)(x)
     for channels, t_stride, f_stride in cfg.blocks:
-        x = layers.DepthwiseConv2D(3, strides=(t_stride, f_stride), padding="same", use_bias=False)(x)
+        # TensorFlow's CPU DepthwiseConv2D trains only with equal strides; unequal ones move to the 1x1
+        # convolution after it (the same subsampling; CONV_2D takes any strides in LiteRT and on the Edge TPU)
+        equal = t_stride == f_stride
+        x = layers.DepthwiseConv2D(3, strides=(t_stride, f_stride) if equal else 1, padding="same", use_bias=False)(x)
         x = layers.BatchNormalization()(x)
         x = layers.ReLU(6.0)(x)
-        x = layers.Conv2D(channels, 1, use_bias=False)(x)
+        x = layers.Conv2D(channels, 1, strides=1 if equal else (t_stride, f_stride), use_bias=False)(x)
         x = layers.BatchNormalization()(x)
         x = layers.ReLU(6.0)(x)
     frames = layers.Lambda(lambda t: keras.ops.mean(t, axis=2), name="frames")(x)  # pool frequency
     pooled = layers.GlobalAveragePooling1D()(frames)
-    embedding = layers.Dense(cfg.embedding_dim, name="embedding")(pooled)
-    return keras.Model(inp, [embedding, frames], name=cfg.name.replace("-", "_"))
+    # one layer for both parts: the exported graph stays CONV_2D/DEPTHWISE_CONV_2D/MEAN/FULLY_CONNECTED
+    vector = layers.Dense(cfg.output_dim(), name="embedding")(pooled)
+    return keras.Model(inp, [vector, frames], name=cfg.name.replace("-", "_"))
 
 
-def build_trainer(backbone, teachers=tuple(TEACHER_DIMS), gram_dim: int = 96):
-    """Adds one linear projection per teacher on the embedding, and one on the frames for Gram matching."""
+def backbone_parts(backbone, speaker_dim: int):
+    """(embedding, speaker embedding or None, frames) tensors on top of a backbone's outputs."""
+    from keras import layers
+
+    vector, frames = backbone.outputs
+    if not speaker_dim:
+        return vector, None, frames
+    cut = int(vector.shape[-1]) - speaker_dim
+    return (layers.Lambda(lambda v: v[:, :cut], name="general")(vector),
+            layers.Lambda(lambda v: v[:, cut:], name="speaker_part")(vector), frames)
+
+
+def build_trainer(backbone, speaker_dim: int, targets: dict[str, int], n_speakers: int = 0, n_emotions: int = 0,
+                  gram_dim: int = 96):
+    """Heads for training only: a linear projection per pooled target (from the speaker embedding for the
+    speaker teacher, else from the embedding), frames -> gram_dim for Gram matching, and cosine classifiers
+    over training speakers and RAVDESS emotions."""
     import keras
     from keras import layers
 
-    embedding, frames = backbone.outputs
-    outputs = {name: layers.Dense(TEACHER_DIMS[name], name=f"to_{name}")(embedding) for name in teachers}
+    embedding, speaker, frames = backbone_parts(backbone, speaker_dim)
+    outputs = {}
+    for name, dim in targets.items():
+        source = speaker if name == "resemblyzer" and speaker is not None else embedding
+        outputs[name] = layers.Dense(dim, name=f"to_{name}")(source)
     outputs["gram"] = layers.Dense(gram_dim, name="to_gram")(frames)
+    if n_speakers:
+        unit = layers.UnitNormalization()(speaker if speaker is not None else embedding)
+        outputs["speaker_id"] = layers.Dense(n_speakers, name="to_speaker_id")(layers.Rescaling(16.0)(unit))
+    if n_emotions:
+        outputs["emotion"] = layers.Dense(n_emotions, name="to_emotion")(embedding)
     return keras.Model(backbone.inputs, outputs, name="trainer")
 
 
