@@ -311,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     distill = sub.add_parser("distill", help="[train] distil the students from the teachers")
     distill.add_argument("--sizes", default="edgepara-tiny,edgepara-small")
-    distill.add_argument("--epochs", type=int, default=12)
+    distill.add_argument("--epochs", type=int, default=None,
+                         help="passes over the data (default: each size's shipped schedule, tiny 12, small 8)")
     distill.add_argument("--seed", type=int, default=0)
     distill.add_argument("--corrupt-share", type=float, default=0.5,
                          help="share of windows heard through real rooms/noise/gain/Opus each epoch (default 0.5)")

@@ -84,6 +84,17 @@ def test_card_dimension_disagreeing_with_model_is_refused(tmp_path):
         Embedder(path)
 
 
+@pytest.mark.parametrize("dims", [[0, 10_000], [5, 5], "64", [1.5, 3]])
+def test_card_with_a_bad_speaker_part_is_refused(tmp_path, dims):
+    path = _copy_model(tmp_path)
+    card_path = path.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    card["speaker_dims"] = dims
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="expected speaker_dims"):
+        Embedder(path)
+
+
 def test_unknown_model_name_lists_the_known_ones():
     with pytest.raises(ModelError, match="edgepara-small"):
         Embedder("edgepara-huge")

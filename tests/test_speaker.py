@@ -227,3 +227,21 @@ def test_eer_rates_agree_at_the_returned_threshold():
 def test_eer_refuses_unusable_input(scores, labels, message):
     with pytest.raises(ValueError, match=message):
         equal_error_rate(scores, labels)
+
+
+def test_a_model_with_a_speaker_part_is_scored_on_that_part_only(tmp_path, no_shipped_card):
+    """Cards with speaker_dims: the head compares only those dimensions; the rest (emotion, room, …) may
+    differ freely between enrollment and test without moving the score."""
+    rng = np.random.default_rng(3)
+    card = dict(CARD, speaker_dims=[24, DIM])
+    voices = rng.normal(size=(2, 8))
+    store = ProfileStore(tmp_path)
+    for name, voice in zip(("alice", "bob"), voices):
+        rows = np.concatenate([rng.normal(size=(3, 24)), np.tile(voice, (3, 1))], axis=1)
+        store.add(name, rows, 4.5, card)
+    head = SpeakerHead.load(tmp_path, card, threshold=0.5)
+    probe = np.concatenate([rng.normal(size=24) * 10, voices[1]])  # loud, unrelated first part
+    assert head.label_for(head.probabilities(probe))[0] == "bob"
+    assert head.cosines(probe)[1] == pytest.approx(1.0, abs=1e-6)
+    whole = SpeakerHead.load(tmp_path, CARD, threshold=0.5)  # the same profiles scored on everything
+    assert whole.cosines(probe)[1] < 0.5

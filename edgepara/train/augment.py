@@ -1,6 +1,7 @@
 """Corruptions the student hears while its targets stay those of the clean audio, so the embedding learns
-to ignore the room, the background, the level and the codec: measured room responses (one of them a
-phone's), real background noise, gain, and an Opus round trip. Masks are not here: masked audio is
+to ignore the room, the background, the level and the codec: measured room responses, real background
+noise, gain, and an Opus round trip (the held-out third of rooms and noise, among them the phone's device
+response, is kept for the robustness benchmark). Masks are not here: masked audio is
 labelled by the teachers from the masked signal (targets.py), so mask cues stay in the embedding."""
 from __future__ import annotations
 

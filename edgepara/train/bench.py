@@ -12,11 +12,10 @@ import numpy as np
 from ..assets import atomic_write, available_models, resolve_model
 from ..audio import read_audio
 from ..stream.windower import offline_windows
-from .data import Utterance, data_root as find_data_root, load_manifest
+from .data import Utterance, data_root as find_data_root, load_manifest, noise_paths, room_paths
 from .masks import HELD_OUT_MASK, MASK_TYPES, apply_mask, curves_path, load_curves
 from .export import write_json
 from .augment import Corruptor, add_noise_at_snr
-from .data import room_paths, noise_paths
 from .probes import (first_n_per_speaker, identification_accuracy, leave_one_speaker_out, split_protocol,
                      verification_eer, zero_shot_uar)
 from .targets import WHISPER_LAYERS
@@ -67,11 +66,12 @@ class Item:
 
     def audio(self, curves: dict | None = None) -> np.ndarray:
         audio = read_audio(self.utterance.path)
-        seed = int(hashlib.sha1(f"{self.utterance.path.name}|{self.mask}|{self.room_noise}".encode()).hexdigest()[:8], 16)
         if self.room_noise is not None:
+            seed = int(hashlib.sha1(f"{self.utterance.path.name}|{self.room_noise}".encode()).hexdigest()[:8], 16)
             return through_room_and_noise(audio, *self.room_noise, np.random.default_rng(seed))
         if self.mask is None:
             return audio
+        seed = int(hashlib.sha1(f"{self.utterance.path.name}|{self.mask}".encode()).hexdigest()[:8], 16)
         return apply_mask(audio, *curves[self.mask], rng=np.random.default_rng(seed))
 
 
@@ -225,10 +225,11 @@ def evaluate_clean(X: dict[str, np.ndarray], S: dict[str, np.ndarray], data: dic
         "emodb_emotion": leave_one_speaker_out(X["emodb"], np.array([u.label for u in emo]), [u.speaker for u in emo]),
         "fsdd_speaker": split_protocol(X["fsdd"], np.array([u.speaker for u in fsdd]), [u.split for u in fsdd]),
         "ravdess_verification_eer": verification_eer(S["ravdess"][test], rav_spk[test])[0],
-        # 3 neutral/calm utterances enroll each test actor; every other emotion must be recognised
+        # 3 neutral/calm utterances enroll each test actor; the utterances of the six other emotions are queried
         "ravdess_speaker_id_across_emotions": identification_accuracy(
             S["ravdess"][test], rav_spk[test],
-            first_n_per_speaker(rav_spk[test], 3, np.isin(rav_label[test], ["neutral", "calm"]))),
+            first_n_per_speaker(rav_spk[test], 3, np.isin(rav_label[test], ["neutral", "calm"])),
+            query=~np.isin(rav_label[test], ["neutral", "calm"])),
     }
     shared = np.isin(rav_label, list(SHARED_EMOTIONS.values()))
     emo_label = np.array([SHARED_EMOTIONS.get(u.label, "") for u in emo])

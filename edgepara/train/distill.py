@@ -16,8 +16,9 @@ from .data import data_root as find_data_root, distillation_utterances, load_man
 from .export import convert_int8, write_json, write_model
 from .masks import MASK_TYPES
 from .student import SIZES, StudentConfig, build_backbone, build_trainer, count_params
-from .targets import (GRAM_LAYER, HELD_OUT_MASK, TRAIN_HOP, WHISPER_LAYERS, WINDOW, build_clips,
-                      extract_targets, load_targets, whisper_key)
+from .masks import HELD_OUT_MASK
+from .targets import (GRAM_LAYER, MASKED_SHARE, TRAIN_HOP, WHISPER_LAYERS, WINDOW, build_clips, extract_targets,
+                      load_targets, whisper_key)
 
 LOSSES = ("whisper", "resemblyzer", "gram", "speaker_id", "emotion")
 LOSS_WEIGHTS = {"whisper": 1.0, "resemblyzer": 1.0, "gram": 2.0, "speaker_id": 0.3, "emotion": 0.3}
@@ -37,10 +38,11 @@ LICENSES = {
 @dataclass
 class DistillConfig:
     sizes: tuple[str, ...] = ("edgepara-tiny", "edgepara-small")
-    epochs: int = 12
+    epochs: int | None = None  # None: each size's shipped schedule (StudentConfig.epochs)
     batch_size: int = 64
     learning_rate: float = 2e-3
-    seed: int = 0
+    seed: int = 0  # training (initialisation, order, corruption)
+    data_seed: int = 0  # which recordings get masked copies: part of the teacher cache, so seeds share it
     losses: tuple[str, ...] = LOSSES
     corrupt_share: float = 0.5  # share of windows the student hears corrupted in each epoch
     limit_clips: int | None = None  # tests: a handful of clips
@@ -54,7 +56,7 @@ class DistillConfig:
         bad = [x for x in self.losses if x not in LOSSES]
         if bad or not self.losses:
             raise EdgeparaError(f"expected losses from {', '.join(LOSSES)}, got {', '.join(bad) or 'none'}")
-        if self.epochs < 1 or self.batch_size < 1 or not 0.0 <= self.corrupt_share <= 1.0:
+        if (self.epochs is not None and self.epochs < 1) or self.batch_size < 1 or not 0.0 <= self.corrupt_share <= 1.0:
             raise EdgeparaError(f"expected epochs >= 1, batch size >= 1 and 0 <= corrupt share <= 1, got "
                                 f"{self.epochs}, {self.batch_size}, {self.corrupt_share}")
 
@@ -67,7 +69,7 @@ def log_mels(audio: np.ndarray, cfg: StudentConfig) -> np.ndarray:
 POOLED_TARGETS = tuple(whisper_key(m, b) for m, b in WHISPER_LAYERS) + ("resemblyzer",)
 
 
-def standardise(raw: dict, losses: tuple[str, ...]) -> tuple[dict, dict]:
+def standardise(raw: dict, losses: tuple[str, ...]) -> dict:
     """Per-dimension z-scores of the pooled targets in use, so each has a comparable loss scale."""
     names = [k for k in POOLED_TARGETS if ("resemblyzer" if k == "resemblyzer" else "whisper") in losses]
     out = {}
@@ -77,7 +79,7 @@ def standardise(raw: dict, losses: tuple[str, ...]) -> tuple[dict, dict]:
         out[name] = (x - mean) / std
     if "gram" in losses:
         out["gram"] = raw["gram"]
-    return out, {"standardised": names}
+    return out
 
 
 def class_labels(raw: dict, root: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -106,12 +108,14 @@ def corrupted_copies(audio: np.ndarray, root: Path, seed: int) -> np.ndarray:
 
 def train_student(cfg: StudentConfig, clean: np.ndarray, corrupted: np.ndarray, targets: dict, dc: DistillConfig,
                   n_speakers: int, log=print):
-    """Trains on each window clean or corrupted (redrawn every epoch), with the clean audio's targets."""
+    """Each epoch hears every window clean or as its corrupted version (chosen anew each epoch), always with
+    the clean audio's targets."""
     import keras
 
     from .losses import embedding_loss, make_gram_loss, masked_class_loss
 
     keras.utils.set_random_seed(dc.seed)
+    epochs = dc.epochs or cfg.epochs
     backbone = build_backbone(cfg)
     pooled = {k: targets[k].shape[1] for k in POOLED_TARGETS if k in targets}
     trainer = build_trainer(backbone, cfg.speaker_dim, pooled, n_speakers=max(n_speakers, 2) if "speaker_id" in dc.losses else 0,
@@ -129,7 +133,7 @@ def train_student(cfg: StudentConfig, clean: np.ndarray, corrupted: np.ndarray, 
     for name in ("speaker_id", "emotion"):
         if name in dc.losses:
             losses[name], weights[name], y[name] = masked_class_loss, LOSS_WEIGHTS[name], targets[name]
-    steps = dc.epochs * int(np.ceil(len(clean) * 0.95 / dc.batch_size))
+    steps = epochs * int(np.ceil(len(clean) * 0.95 / dc.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(dc.learning_rate, steps, alpha=0.02)
     trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4), loss=losses, loss_weights=weights)
     rng = np.random.default_rng(dc.seed)
@@ -137,14 +141,15 @@ def train_student(cfg: StudentConfig, clean: np.ndarray, corrupted: np.ndarray, 
     n_val = max(1, len(clean) // 20)
     val_idx, train_idx = order[:n_val], order[n_val:]
     history = {}
-    for epoch in range(dc.epochs):
+    for epoch in range(epochs):
         heard = np.where((rng.random(len(train_idx)) < dc.corrupt_share)[:, None, None],
                          corrupted[train_idx], clean[train_idx])
         h = trainer.fit(heard[..., None], {k: v[train_idx] for k, v in y.items()},
                         validation_data=(clean[val_idx][..., None], {k: v[val_idx] for k, v in y.items()}),
                         batch_size=dc.batch_size, initial_epoch=epoch, epochs=epoch + 1, verbose=0, shuffle=True)
         history = {k: float(v[-1]) for k, v in h.history.items()}
-        log(f"  {cfg.name} epoch {epoch + 1}/{dc.epochs}: loss {history['loss']:.4f} val {history['val_loss']:.4f}")
+        log(f"  {time.strftime('%H:%M:%S')} {cfg.name} epoch {epoch + 1}/{epochs}: loss {history['loss']:.4f} "
+            f"val {history['val_loss']:.4f}")
     return backbone, history
 
 
@@ -162,6 +167,16 @@ def int8_embeddings(tflite_path: Path, windows: np.ndarray) -> np.ndarray:
 def median_cosine(a: np.ndarray, b: np.ndarray) -> float:
     cos = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-9)
     return float(np.median(cos))
+
+
+def int8_agreement(float_out: np.ndarray, int8_out: np.ndarray, cfg: StudentConfig) -> dict:
+    """Median cosine of int8 vs float outputs on held-out windows, for the whole vector and the speaker part
+    (the two parts share one output scale)."""
+    cut = cfg.embedding_dim
+    return {"int8_vs_float_median_cosine": round(median_cosine(float_out, int8_out), 4),
+            "int8_vs_float_speaker_part_median_cosine": round(median_cosine(float_out[:, cut:], int8_out[:, cut:]), 4)
+            if cfg.speaker_dim else None,
+            "int8_vs_float_windows": int(len(float_out))}
 
 
 def model_card(cfg: StudentConfig, dc: DistillConfig, backbone, n_windows: int, sources: list[str],
@@ -183,20 +198,22 @@ def model_card(cfg: StudentConfig, dc: DistillConfig, backbone, n_windows: int, 
         "losses": {k: {"whisper": "MSE + cosine to each standardised pooled Whisper target",
                        "resemblyzer": "MSE + cosine from the speaker embedding to the standardised GE2E target",
                        "gram": "temporal Gram-matrix MSE vs Whisper frames (STaR)",
-                       "speaker_id": f"cosine softmax over {speakers} training speakers on the speaker embedding",
+                       "speaker_id": f"softmax over {speakers} training speakers on the unit-normalised speaker "
+                                     "part (scaled by 16)",
                        "emotion": "softmax over RAVDESS's 8 emotions, actors 1-16 only (other windows unlabelled)"}[k]
                    for k in dc.losses},
         "training_data": {
             "windows": int(n_windows), "sources": sources, "speakers": speakers,
             "excluded": "RAVDESS actors 17-24, FSDD val/test takes, speechocean762 and emospeech_in val/test "
                         "speakers, all of EmoDB (evaluation speakers)",
-            "augmentation": f"masked copies of {int(0.25 * 100)} % of recordings (surgical, jersey, denim; "
-                            f"{HELD_OUT_MASK} never), labelled from the masked audio; every epoch "
-                            f"{int(dc.corrupt_share * 100)} % of windows heard through real rooms, real noise "
-                            "(0-20 dB SNR), gain and Opus, with the clean audio's targets"},
+            "augmentation": f"masked copies of {int(MASKED_SHARE * 100)} % of recordings (surgical, jersey, denim; "
+                            f"{HELD_OUT_MASK} never), labelled from the masked audio; each window has one corrupted "
+                            "version (real room, real noise at 0-20 dB SNR, gain, Opus; drawn once, two thirds of "
+                            f"rirs_real/noise_real), heard instead of the clean window in {int(dc.corrupt_share * 100)} % "
+                            "of the epochs at random, always with the clean audio's targets"},
         "license": "CC BY-NC-SA 4.0 (trained on RAVDESS, emospeech_in and Suba audio; non-commercial use only)",
         "data_licenses": [LICENSES[s] for s in sources + ["noise_real", "rirs_real"] if s in LICENSES],
-        "training": {"epochs": dc.epochs, "batch_size": dc.batch_size, "seed": dc.seed, "seconds": round(train_s),
+        "training": {"epochs": dc.epochs or cfg.epochs, "batch_size": dc.batch_size, "seed": dc.seed, "seconds": round(train_s),
                      "final_losses": final_losses},
         "command": command,
         "metrics": {},
@@ -206,12 +223,12 @@ def model_card(cfg: StudentConfig, dc: DistillConfig, backbone, n_windows: int, 
 def distill(dc: DistillConfig, cache: Path, models_out: Path, runs: Path, data_root=None, log=print,
             command: str = "") -> list[dict]:
     root = find_data_root(data_root)
-    clips = build_clips(distillation_utterances(root), dc.seed, MASK_TYPES)
+    clips = build_clips(distillation_utterances(root), dc.data_seed, MASK_TYPES)
     if dc.limit_clips:
         clips = clips[: dc.limit_clips]
     log(f"teacher targets for {len(clips)} recordings -> {cache} (progress in {cache / 'progress.log'})")
-    raw = load_targets(extract_targets(clips, cache, root, dc.seed, workers=dc.workers, log=log))
-    targets, _ = standardise(raw, dc.losses)
+    raw = load_targets(extract_targets(clips, cache, root, dc.data_seed, workers=dc.workers, log=log))
+    targets = standardise(raw, dc.losses)
     speaker_idx, speakers, emotion = class_labels(raw, root)
     targets["speaker_id"], targets["emotion"] = speaker_idx, emotion
     sources = sorted(set(raw["source"].tolist()))
@@ -235,8 +252,7 @@ def distill(dc: DistillConfig, cache: Path, models_out: Path, runs: Path, data_r
         path, card = write_model(models_out, size, tflite, card)
         float_check = float_embeddings(backbone, log_mels(check_windows, cfg))
         int8_check = int8_embeddings(path, check_windows)
-        card["metrics"]["int8_vs_float_median_cosine"] = round(median_cosine(float_check, int8_check), 4)
-        card["metrics"]["int8_vs_float_windows"] = int(len(check_windows))
+        card["metrics"].update(int8_agreement(float_check, int8_check, cfg))
         write_json(path.with_suffix(".json"), card)
         log(f"{size}: {card['params']} params, {card['bytes']} bytes int8, median cosine int8/float "
             f"{card['metrics']['int8_vs_float_median_cosine']}")

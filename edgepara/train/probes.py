@@ -97,16 +97,17 @@ def verification_eer(X, speakers, n_enroll=3, seed=0) -> tuple[float, float]:
     return equal_error_rate(*verification_trials(X, speakers, n_enroll, seed))
 
 
-def identification_accuracy(X, speakers, enroll) -> float:
+def identification_accuracy(X, speakers, enroll, query=None) -> float:
     """Closed-set speaker identification: each speaker's centroid from the `enroll` rows (unit vectors
-    averaged), every other row assigned to the nearest centroid by cosine."""
+    averaged), every `query` row (default: every row not enrolled) assigned to the nearest centroid by cosine."""
     speakers, enroll = np.asarray(speakers), np.asarray(enroll, bool)
+    query = ~enroll if query is None else np.asarray(query, bool) & ~enroll
     unit = X / (np.linalg.norm(X, axis=1, keepdims=True) + 1e-9)
     names = sorted(set(speakers[enroll]))
     centroids = np.stack([unit[enroll & (speakers == s)].mean(axis=0) for s in names])
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-9
-    guess = np.asarray(names)[np.argmax(unit[~enroll] @ centroids.T, axis=1)]
-    return float(np.mean(guess == speakers[~enroll]))
+    guess = np.asarray(names)[np.argmax(unit[query] @ centroids.T, axis=1)]
+    return float(np.mean(guess == speakers[query]))
 
 
 def first_n_per_speaker(speakers, n: int = 3, eligible=None) -> np.ndarray:

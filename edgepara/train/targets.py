@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..assets import atomic_write
+from ..errors import EdgeparaError
 from ..audio import read_audio
 from ..embed import recording_windows
 from .data import Utterance
@@ -139,7 +140,8 @@ def extract_targets(clips: list[Clip], cache: Path, data_root: Path, seed: int, 
     manifest = cache / "clips.json"
     fingerprint = hashlib.sha1(json.dumps([asdict(c) for c in clips] + [list(WHISPER_LAYERS), list(GRAM_LAYER)]).encode()).hexdigest()
     if manifest.exists() and json.loads(manifest.read_text())["fingerprint"] != fingerprint:
-        raise SystemExit(f"cache {cache} was built from other clips or teachers; use another --cache or delete it")
+        raise EdgeparaError(f"expected the cache {cache} to hold targets of these recordings and teachers, got "
+                            "another run's; use another --cache or delete it")
     manifest.write_text(json.dumps({"fingerprint": fingerprint, "n_clips": len(clips), "seed": seed}))
     shards = [cache / f"shard_{i:04d}.npz" for i in range((len(clips) + SHARD - 1) // SHARD)]
     todo = [(p, clips[i * SHARD : (i + 1) * SHARD], data_root, seed) for i, p in enumerate(shards) if not p.exists()]
@@ -158,19 +160,18 @@ def extract_targets(clips: list[Clip], cache: Path, data_root: Path, seed: int, 
     report(done, t0, 0)
     if todo:
         if workers <= 1:
-            results = map(_label_shard, todo)
+            for i, _ in enumerate(map(_label_shard, todo), 1):
+                report(done + i, t0, i)
         else:
-            pool = mp.get_context("spawn").Pool(workers)  # torch does not like fork
-            results = pool.imap_unordered(_label_shard, todo)
-        for i, _ in enumerate(results, 1):
-            report(done + i, t0, i)
-        if workers > 1:
-            pool.close()
-            pool.join()
+            with mp.get_context("spawn").Pool(workers) as pool:  # torch does not like fork
+                for i, _ in enumerate(pool.imap_unordered(_label_shard, todo), 1):
+                    report(done + i, t0, i)
     return shards
 
 
 def load_targets(shards: list[Path]) -> dict[str, np.ndarray]:
     parts = [dict(np.load(p)) for p in shards]
     parts = [p for p in parts if "audio" in p]  # a shard whose clips held no speech is empty
+    if not parts:
+        raise EdgeparaError(f"expected speech in the training recordings, got none in {len(shards)} shards")
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

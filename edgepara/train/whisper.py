@@ -11,7 +11,6 @@ cache (`Systran/faster-whisper-NAME`) when it exists; any other value is a path 
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import struct
@@ -24,7 +23,6 @@ from ..errors import EdgeparaError, MissingExtraError
 N_MELS = 80
 N_FFT = 400
 HOP = 160
-FRAME_RATE = 50  # encoder frames per second (the second conv has stride 2)
 _CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 
 
@@ -61,8 +59,10 @@ def read_ct2_variables(path: Path, prefix: str = "encoder/") -> dict[str, np.nda
         dtype = _CT2_DTYPES.get(take("<B"))
         n_bytes = take("<I")
         if name.startswith(prefix):
-            if dtype is None:
-                raise EdgeparaError(f"expected float weights in {path}, got an unknown dtype for {name}")
+            # quantized folders (int8/int16) keep their scales elsewhere: casting would give a garbage teacher
+            if dtype not in (np.float16, np.float32) and len(dims) > 0:
+                raise EdgeparaError(f"expected float16/float32 weights in {path}, got "
+                                    f"{getattr(dtype, '__name__', 'an unknown dtype')} for {name}")
             out[name[len(prefix):]] = np.frombuffer(data, dtype, n_bytes // np.dtype(dtype).itemsize,
                                                     offset).reshape(dims)
         offset += n_bytes
@@ -148,9 +148,7 @@ class WhisperEncoder:
         import torch
 
         self.model_dir = resolve_model_dir(model)
-        self.name = model if not Path(model).exists() else Path(model).name
         weights = read_ct2_variables(self.model_dir / "model.bin")
-        self.sha256 = hashlib.sha256((self.model_dir / "model.bin").read_bytes()).hexdigest()
         torch.set_num_threads(threads)
         self.t = {k: torch.from_numpy(v.astype(np.float32)) for k, v in weights.items() if v.ndim > 0}
         self.n_heads = int(weights["num_heads"])
