@@ -54,8 +54,6 @@ def _cached(cache: Path, key: str, compute) -> np.ndarray:
     return value
 
 
-
-
 @dataclass(frozen=True)
 class Item:
     """One utterance as a system hears it: clean, or through a simulated mask (seeded per utterance)."""

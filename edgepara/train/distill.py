@@ -14,9 +14,8 @@ from ..frontend import LogMel
 from .augment import Corruptor
 from .data import data_root as find_data_root, distillation_utterances, load_manifest, noise_paths, room_paths
 from .export import convert_int8, write_json, write_model
-from .masks import MASK_TYPES
+from .masks import HELD_OUT_MASK, MASK_TYPES
 from .student import SIZES, StudentConfig, build_backbone, build_trainer, count_params
-from .masks import HELD_OUT_MASK
 from .targets import (GRAM_LAYER, MASKED_SHARE, TRAIN_HOP, WHISPER_LAYERS, WINDOW, build_clips, extract_targets,
                       load_targets, whisper_key)
 
