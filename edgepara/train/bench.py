@@ -367,6 +367,37 @@ def mask_X_rows(mask_X: dict) -> dict:
     return {k: v["m"] for k, v in wrapped.items()}
 
 
+# The student targets (edgepara-small, edgepara-tiny): (result key, higher is better, small, tiny). EER targets
+# are points above resemblyzer's EER on the same trials.
+TARGETS = {
+    "ravdess_emotion.accuracy": (True, 0.70, 0.65),
+    "emodb_emotion.accuracy": (True, 0.75, 0.70),
+    "zero_shot_ravdess_to_emodb_uar": (True, 0.60, 0.55),
+    "ravdess_speaker_id_across_emotions": (True, 0.85, 0.80),
+    "ravdess_verification_eer_minus_resemblyzer_points": (False, 2.0, 4.0),
+    "speechocean762_children_eer_minus_resemblyzer_points": (False, 2.0, 4.0),
+    "speechocean762_adults_eer_minus_resemblyzer_points": (False, 2.0, 4.0),
+    "robustness_rooms_noise_10db.ratio_to_clean": (True, 0.90, 0.90),
+    "mask_simulated_uar.test_held_out": (True, 0.85, 0.85),
+}
+
+
+def against_targets(model: str, results: dict) -> dict:
+    """Each target with the measured int8 value and whether it is met (or by how much it is missed)."""
+    r, rz = results[f"{model} int8"], results["resemblyzer"]
+    out = {}
+    for key, (higher, small, tiny) in TARGETS.items():
+        target = small if model == "edgepara-small" else tiny
+        if key.endswith("_minus_resemblyzer_points"):
+            eer = key.removesuffix("_minus_resemblyzer_points")
+            value = round(100 * (r[eer] - rz[eer]), 1)
+        else:
+            value = round(_value(r, key), 3)
+        gap = round(value - target if higher else target - value, 3)
+        out[key] = {"value": value, "target": target, "met": gap >= 0, "missed_by": None if gap >= 0 else -gap}
+    return out
+
+
 def record_in_model_cards(report: dict) -> None:
     """Each shipped model's card carries its own benchmark rows and the command that measured them."""
     for model in available_models():
@@ -378,6 +409,8 @@ def record_in_model_cards(report: dict) -> None:
         if flt is not None:
             card["metrics"]["quality_float"] = flt
         card["metrics"]["retention_vs_teachers_concat"] = report["retention"].get(f"{model} int8")
+        if model in ("edgepara-small", "edgepara-tiny"):
+            card["metrics"]["targets"] = against_targets(model, report["results"])
         card["metrics"]["quality_command"] = report["command"]
         card["metrics"]["protocol"] = (
             "utterance embedding = mean of the VAD speech windows; standardise + logistic regression, C on "

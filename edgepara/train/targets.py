@@ -98,7 +98,7 @@ class Labeller:
         frame0 = starts * 50 // 16000  # Whisper frame of each window's start
         out: dict[str, np.ndarray] = {"audio": np.stack([padded[s : s + WINDOW] for s in starts])}
         for model, encoder in self.encoders.items():
-            blocks = sorted({b for m, b in WHISPER_LAYERS if m == model} | ({GRAM_LAYER[1]} if model == GRAM_LAYER[0] else set()))
+            blocks = sorted({b for m, b in WHISPER_LAYERS + (GRAM_LAYER,) if m == model})
             frames = encoder.blocks(padded, tuple(blocks))
             for block in blocks:
                 spans = np.stack([frames[block][f : f + 50] for f in frame0])  # (n, 50, dim)
