@@ -19,12 +19,11 @@ DEFAULT_THRESHOLD = 0.7  # cosine; used when no shipped heads/speaker.json calib
 SPEAKER_HEAD_CARD = "speaker.json"
 
 
-def speaker_part(embeddings: np.ndarray, model_card: dict | None) -> np.ndarray:
-    """The dimensions a model trained for speakers (`speaker_dims` in its card), else the whole embedding."""
-    dims = (model_card or {}).get("speaker_dims")
-    if not dims:
+def speaker_part(embeddings: np.ndarray, speaker_dims) -> np.ndarray:
+    """The dimensions a model trained for speakers (its card's `speaker_dims`), else the whole embedding."""
+    if not speaker_dims:
         return embeddings
-    start, end = dims
+    start, end = speaker_dims
     return np.asarray(embeddings)[..., start:end]
 
 
@@ -58,8 +57,8 @@ class SpeakerHead:
         self.threshold = float(threshold)
         self.dim = profiles[0].dim
         # Profiles keep the whole embedding's centroid; a model with a speaker part is scored on that part only.
-        self._part = {"speaker_dims": list(speaker_dims)} if speaker_dims else None
-        centroids = speaker_part(np.stack([p.centroid_array() for p in profiles]), self._part)
+        self.speaker_dims = speaker_dims
+        centroids = speaker_part(np.stack([p.centroid_array() for p in profiles]), speaker_dims)
         self._unit_centroids = centroids / (np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-12)
 
     @classmethod
@@ -83,7 +82,7 @@ class SpeakerHead:
             raise HeadError(f"head {self.name}: expected a {self.dim}-d embedding, got shape {e.shape}")
         if not np.all(np.isfinite(e)):
             raise HeadError(f"head {self.name}: expected a finite embedding, got NaN or infinity")
-        e = speaker_part(e, self._part)
+        e = speaker_part(e, self.speaker_dims)
         norm = np.linalg.norm(e)
         if norm == 0:
             # Silence can embed to zero: it resembles nobody, which cosine 0 says without dividing by zero.

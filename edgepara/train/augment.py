@@ -39,8 +39,7 @@ class Corruptor:
             noise = self.noises[rng.integers(len(self.noises))]
             start = rng.integers(0, len(noise) - len(x)) if len(noise) > len(x) else 0
             segment = np.resize(noise[start : start + len(x)], len(x))
-            snr = rng.uniform(*self.snr_db)
-            x = x + segment * level / (np.sqrt(np.mean(segment**2)) + 1e-6) / 10 ** (snr / 20)
+            x = x + noise_at_snr(segment, level, rng.uniform(*self.snr_db))
         x = x * 10 ** (rng.uniform(*self.gain_db) / 20)
         x = np.clip(x, -32768, 32767)
         if rng.random() < self.p_codec:
@@ -59,10 +58,13 @@ def opus_round_trip(audio: np.ndarray) -> np.ndarray:
     return np.resize(decoded, len(audio))
 
 
+def noise_at_snr(segment: np.ndarray, speech_level: float, snr_db: float) -> np.ndarray:
+    """The noise segment scaled so that speech of RMS `speech_level` sits snr_db above it."""
+    return segment * speech_level / (np.sqrt(np.mean(segment**2)) + 1e-6) / 10 ** (snr_db / 20)
+
+
 def add_noise_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
     """int16 speech plus noise scaled to snr_db relative to the speech's RMS (noise looped to length)."""
     x = speech.astype(np.float32)
-    segment = np.resize(noise.astype(np.float32), len(x))
-    level = np.sqrt(np.mean(x**2)) + 1e-6
-    y = x + segment * level / (np.sqrt(np.mean(segment**2)) + 1e-6) / 10 ** (snr_db / 20)
+    y = x + noise_at_snr(np.resize(noise.astype(np.float32), len(x)), np.sqrt(np.mean(x**2)) + 1e-6, snr_db)
     return np.clip(y, -32768, 32767).astype(np.int16)

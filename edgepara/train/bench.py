@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from functools import lru_cache
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +17,8 @@ from .data import Utterance, data_root as find_data_root, load_manifest, noise_p
 from .masks import HELD_OUT_MASK, MASK_TYPES, apply_mask, curves_path, load_curves
 from .export import write_json
 from .augment import Corruptor, add_noise_at_snr
-from .probes import (first_n_per_speaker, identification_accuracy, leave_one_speaker_out, split_protocol,
-                     verification_eer, zero_shot_uar)
+from .probes import (first_n_per_speaker, fit_probe, identification_accuracy, leave_one_speaker_out, scores,
+                     split_protocol, verification_eer, zero_shot_uar)
 from .targets import WHISPER_LAYERS
 
 TEACHER_NAMES = ("speech_embedding", "resemblyzer", "egemaps")
@@ -76,10 +77,20 @@ class Item:
 ROBUST_SNR_DB = 10.0
 
 
+@lru_cache(maxsize=16)
+def _room_only(room: str) -> Corruptor:
+    return Corruptor([], [room], p_room=1.0, p_noise=0.0, p_codec=0.0, gain_db=(0.0, 0.0))
+
+
+@lru_cache(maxsize=16)
+def _noise_recording(noise: str) -> np.ndarray:
+    return read_audio(noise)
+
+
 def through_room_and_noise(audio: np.ndarray, room: str, noise: str, rng: np.random.Generator) -> np.ndarray:
     """A measured room response, then real noise at 10 dB SNR (a random stretch of the noise file)."""
-    reverberant = Corruptor([], [room], p_room=1.0, p_noise=0.0, p_codec=0.0, gain_db=(0.0, 0.0))(audio, rng)
-    noise_audio = read_audio(noise)
+    reverberant = _room_only(room)(audio, rng)
+    noise_audio = _noise_recording(noise)
     start = int(rng.integers(0, max(1, len(noise_audio) - len(audio))))
     return add_noise_at_snr(reverberant, noise_audio[start : start + len(audio)], ROBUST_SNR_DB)
 
@@ -211,15 +222,22 @@ SHARED_EMOTIONS = {"neutral": "neutral", "happiness": "happy", "sadness": "sad",
 
 
 def evaluate_clean(X: dict[str, np.ndarray], S: dict[str, np.ndarray], data: dict[str, list], ages: dict) -> dict:
-    """Every clean task. X: utterance embeddings per set; S: the part a speaker head scores (the same for
-    systems without a speaker part)."""
+    """Every task but the masks. X: utterance embeddings per set (with "ravdess_robust", the RAVDESS test
+    actors through rooms and noise); S: the part a speaker head scores (the same for systems without one)."""
     rav, emo, fsdd = data["ravdess"], data["emodb"], data["fsdd"]
     rav_label = np.array([u.label for u in rav])
     rav_split = np.array([u.split for u in rav])
     test = rav_split == "test"
     rav_spk = np.array([u.speaker for u in rav])
+    # one probe (C on the validation actors) scores the clean test actors and the same actors through rooms
+    emotion_probe = fit_probe(X["ravdess"][rav_split == "train"], rav_label[rav_split == "train"],
+                              X["ravdess"][rav_split == "val"], rav_label[rav_split == "val"])
+    clean = scores(rav_label[test], emotion_probe.predict(X["ravdess"][test]))
+    robust_accuracy = scores(rav_label[test], emotion_probe.predict(X["ravdess_robust"]))["accuracy"]
     out = {
-        "ravdess_emotion": split_protocol(X["ravdess"], rav_label, rav_split),
+        "ravdess_emotion": dict(clean, C=emotion_probe.C),
+        "robustness_rooms_noise_10db": {"accuracy": robust_accuracy,
+                                        "ratio_to_clean": robust_accuracy / clean["accuracy"]},
         "emodb_emotion": leave_one_speaker_out(X["emodb"], np.array([u.label for u in emo]), [u.speaker for u in emo]),
         "fsdd_speaker": split_protocol(X["fsdd"], np.array([u.speaker for u in fsdd]), [u.split for u in fsdd]),
         "ravdess_verification_eer": verification_eer(S["ravdess"][test], rav_spk[test])[0],
@@ -245,17 +263,6 @@ def evaluate_clean(X: dict[str, np.ndarray], S: dict[str, np.ndarray], data: dic
     out["emospeech_in_eer"] = verification_eer(S["emospeech_in"], es_spk)[0]
     out["emospeech_in_speaker_id"] = identification_accuracy(S["emospeech_in"], es_spk, first_n_per_speaker(es_spk))
     return out
-
-
-def evaluate_robustness(X_clean: np.ndarray, X_robust: np.ndarray, rav: list[Utterance], clean_accuracy: float) -> dict:
-    """The clean-trained emotion probe on the test actors through held-out rooms and noise at 10 dB SNR."""
-    from .probes import fit_probe, scores
-
-    label = np.array([u.label for u in rav])
-    split = np.array([u.split for u in rav])
-    probe = fit_probe(X_clean[split == "train"], label[split == "train"], X_clean[split == "val"], label[split == "val"])
-    accuracy = scores(label[split == "test"], probe.predict(X_robust))["accuracy"]
-    return {"accuracy": accuracy, "ratio_to_clean": accuracy / clean_accuracy}
 
 
 def mask_design(items: list[Item]) -> dict[str, np.ndarray]:
@@ -306,7 +313,7 @@ def speaker_view(system: str, X: np.ndarray) -> np.ndarray:
 
     for model in available_models():
         if system.startswith(model) or f"({model} " in system:
-            return speaker_part(X, resolve_model(model)[1])
+            return speaker_part(X, resolve_model(model)[1].get("speaker_dims"))
     return X
 
 
@@ -330,8 +337,6 @@ def quality(out: Path, cache: Path, runs: Path, data_root=None, log=print, comma
         log(f"  probes: {name}")
         S = {ds: speaker_view(name, x) for ds, x in X.items()}
         results[name] = evaluate_clean(X, S, data, ages)
-        results[name]["robustness_rooms_noise_10db"] = evaluate_robustness(
-            X["ravdess"], X["ravdess_robust"], data["ravdess"], results[name]["ravdess_emotion"]["accuracy"])
     if masked:
         design = mask_design(masked)
         mask_X = {name: features(sys_, masked, cache, "ravdess_masked", curves, log)
@@ -367,8 +372,8 @@ def mask_X_rows(mask_X: dict) -> dict:
     return {k: v["m"] for k, v in wrapped.items()}
 
 
-# The student targets (edgepara-small, edgepara-tiny): (result key, higher is better, small, tiny). EER targets
-# are points above resemblyzer's EER on the same trials.
+# The student targets: result key -> (higher is better, edgepara-small, edgepara-tiny). EER targets are points
+# above resemblyzer's EER on the same trials.
 TARGETS = {
     "ravdess_emotion.accuracy": (True, 0.70, 0.65),
     "emodb_emotion.accuracy": (True, 0.75, 0.70),

@@ -141,8 +141,9 @@ def train_student(cfg: StudentConfig, clean: np.ndarray, corrupted: np.ndarray, 
     val_idx, train_idx = order[:n_val], order[n_val:]
     history = {}
     for epoch in range(epochs):
-        heard = np.where((rng.random(len(train_idx)) < dc.corrupt_share)[:, None, None],
-                         corrupted[train_idx], clean[train_idx])
+        heard = clean[train_idx]
+        corrupt = rng.random(len(train_idx)) < dc.corrupt_share
+        heard[corrupt] = corrupted[train_idx[corrupt]]
         h = trainer.fit(heard[..., None], {k: v[train_idx] for k, v in y.items()},
                         validation_data=(clean[val_idx][..., None], {k: v[val_idx] for k, v in y.items()}),
                         batch_size=dc.batch_size, initial_epoch=epoch, epochs=epoch + 1, verbose=0, shuffle=True)

@@ -181,12 +181,12 @@ def live_speaker_trials(windows: list[np.ndarray], speakers: np.ndarray, model_c
     centroids, trial = {}, np.ones(len(speakers), bool)
     for s in sorted(set(speakers)):
         idx = rng.choice(np.flatnonzero(speakers == s), 3, replace=False)
-        c = speaker_part(unit[idx].mean(axis=0), model_card)
+        c = speaker_part(unit[idx].mean(axis=0), model_card.get("speaker_dims"))
         centroids[s] = c / np.linalg.norm(c)
         trial[idx] = False
     scores_, same = [], []
     for i in np.flatnonzero(trial):
-        w = speaker_part(windows[i], model_card)
+        w = speaker_part(windows[i], model_card.get("speaker_dims"))
         w = w / (np.linalg.norm(w, axis=1, keepdims=True) + 1e-9)
         for s, c in centroids.items():
             scores_.append(float(np.mean(w @ c)))
