@@ -7,15 +7,19 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 __all__ = [
-    "Pipeline", "Embedder", "ProbeHead", "SpeakerHead", "ProfileStore", "embed_files", "read_audio",
+    "Pipeline", "EventStream", "PipelineStats", "Embedder", "ProbeHead", "SpeakerHead", "load_speaker_head",
+    "ProfileStore", "embed_files", "read_audio",
     "SpeechStart", "SpeechEnd", "Prediction", "Overflow", "EdgeparaError",
 ]
 
 _LAZY = {
     "Pipeline": "edgepara.stream.pipeline",
+    "EventStream": "edgepara.stream.pipeline",
+    "PipelineStats": "edgepara.stream.pipeline",
     "Embedder": "edgepara.runtime",
     "ProbeHead": "edgepara.heads",
     "SpeakerHead": "edgepara.speaker",
+    "load_speaker_head": "edgepara.speaker",
     "ProfileStore": "edgepara.profiles",
     "embed_files": "edgepara.embed",
     "read_audio": "edgepara.audio",

@@ -49,4 +49,7 @@ def read_audio(path: str | Path, target_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioError(f"expected a wav/flac/ogg audio file, could not decode {path}: {reason}") from None
     if data.size == 0:
         raise AudioError(f"expected audio samples, got an empty file: {path}")
-    return to_mono_int16(data, rate, target_rate)
+    try:
+        return to_mono_int16(data, rate, target_rate)
+    except AudioError as err:  # name the file: in a batch, "NaN values" alone does not say which one
+        raise AudioError(f"{path}: {err}") from None

@@ -7,7 +7,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from .errors import DeviceError, EdgeparaError, MissingExtraError
+from .errors import (EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, EXIT_RUNTIME, EXIT_USAGE,
+                     DeviceError, EdgeparaError, MissingExtraError, NoSpeechError, UsageError)
 from .stream.sinks import OutputClosedError
 
 DEFAULT_HEAD = "emotion"
@@ -46,7 +47,23 @@ def cmd_models(args) -> int:
         for key, value in metrics.items():
             if not isinstance(value, dict):
                 print(f"    {key}: {value}")
+        print(f"    heads: {_describe_heads(name, card)}")
     return 0
+
+
+def _describe_heads(model: str, model_card: dict) -> str:
+    """The heads shipped for a model, as `listen --head` names them."""
+    from .assets import heads_dir, read_card, shipped_heads
+    from .errors import HeadError
+
+    parts = []
+    for head in shipped_heads(model):
+        classes = read_card(heads_dir() / model / f"{head}.json", HeadError).get("classes")
+        parts.append(f"{head} ({len(classes)} classes)" if isinstance(classes, list) else head)
+    speaker = heads_dir() / model / "speaker.json"
+    threshold = read_card(speaker, HeadError).get("threshold") if speaker.exists() else None
+    parts.append("speaker (enrolled profiles" + (f", threshold {threshold})" if threshold is not None else ")"))
+    return ", ".join(parts)
 
 
 def cmd_devices(args) -> int:
@@ -65,20 +82,52 @@ def _build_pipeline(args):
     from .runtime import Embedder
     from .stream.pipeline import Pipeline
 
-    embedder = Embedder(args.model, threads=args.threads, edgetpu=args.edgetpu, notify=_say)
+    embedder = Embedder(args.model, threads=args.threads, edgetpu=args.edgetpu,
+                        notify=lambda message: _say(f"edgepara: {message}"))
     names = [h.strip() for h in args.head.split(",") if h.strip()]
     if not names:
-        raise EdgeparaError(f"expected one or more heads (e.g. --head emotion,mask,speaker), got {args.head!r}")
-    heads = [_speaker_head(args, embedder) if n == "speaker" else n for n in names]
-    return Pipeline(model=args.model, heads=heads, embedder=embedder, vad_aggressiveness=args.vad_aggressiveness,
-                    uncertain_below=args.uncertain_below)
+        raise UsageError(f"expected one or more heads (e.g. --head emotion,mask,speaker), got {args.head!r}")
+    # The library builds the speaker head from the enrolled profiles; --profiles and --speaker-threshold
+    # only mean something with it, so they are passed only then (the library refuses them otherwise).
+    speaker = {"profiles": args.profiles, "speaker_threshold": args.speaker_threshold} if "speaker" in names else {}
+    return Pipeline(model=args.model, heads=names, embedder=embedder, vad_aggressiveness=args.vad_aggressiveness,
+                    uncertain_below=args.uncertain_below, **speaker)
 
 
-def _speaker_head(args, embedder):
-    """'speaker' is built from the enrolled profiles; every other head name or path is a probe head."""
-    from .speaker import SpeakerHead
+STOP_TIMEOUT_S = 2.0  # after Ctrl-C/SIGTERM, how long a silent source (a stalled pipe) may delay the flush
 
-    return SpeakerHead.load(args.profiles, embedder.card, threshold=args.speaker_threshold)
+
+class _StopOnSignals:
+    """While listening, Ctrl-C (SIGINT) and SIGTERM ask the stream to stop instead of killing the loop, so the
+    open utterance still gets its speech_end and final predictions; the command then exits 128 + signal.
+    A second signal quits at once (KeyboardInterrupt). Only the main thread can install signal handlers."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self, stream):
+        self.stream, self.received, self._previous = stream, None, {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+        self.stream.request_stop()
+
+    def __enter__(self) -> "_StopOnSignals":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                signum = getattr(signal, name)
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
 
 def _source(args):
@@ -88,14 +137,18 @@ def _source(args):
 
     chosen = [bool(args.file), bool(args.stdin), bool(args.demo)]
     if sum(chosen) > 1:
-        raise EdgeparaError("expected one input (--file, --stdin, --demo or a microphone), got several")
+        raise UsageError("expected one input (--file, --stdin, --demo or a microphone), got several")
     if args.demo:
         demo = Path(str(resources.files("edgepara"))) / "data" / "demo.flac"
         return src.file_source(demo, realtime=not args.fast), f"demo clip {demo.name} (RAVDESS, CC BY-NC-SA 4.0)"
     if args.file:
         return src.file_source(args.file, realtime=args.realtime), f"file {args.file}"
     if args.stdin:
-        return src.stdin_source(args.rate, channels=args.channels), f"stdin s16le {args.rate} Hz"
+        # Unbuffered: the pipeline's thread may still be blocked reading a stalled pipe when Ctrl-C/SIGTERM
+        # ends the command, and a read blocked inside sys.stdin's buffer would hold a lock that interpreter
+        # shutdown needs (a fatal error at exit); the raw descriptor has no such lock.
+        raw = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
+        return src.stdin_source(args.rate, channels=args.channels, stream=raw), f"stdin s16le {args.rate} Hz"
     try:
         mic = src.MicrophoneSource(device=args.device)
     except DeviceError as err:
@@ -108,14 +161,42 @@ def _source(args):
     return mic, f"microphone {mic.description}"
 
 
+MQTT_OPTIONS = ("mqtt_prefix", "mqtt_device", "mqtt_qos", "mqtt_ca", "mqtt_config", "mqtt_queue")
+
+
+def _mqtt_sink(args):
+    """The MQTT sink for `listen --mqtt URL`, or None. Credentials come only from the environment or
+    --mqtt-config, never from the command line (visible to every user in `ps`)."""
+    if not args.mqtt:
+        given = [o for o in MQTT_OPTIONS if getattr(args, o) is not None]
+        if given:
+            raise UsageError(f"expected --mqtt URL with --{given[0].replace('_', '-')}, got no --mqtt")
+        return None
+    from .stream.mqtt import DEFAULT_PREFIX, DEFAULT_QOS, MqttSink
+
+    return MqttSink(args.mqtt, prefix=args.mqtt_prefix or DEFAULT_PREFIX, device=args.mqtt_device,
+                    qos=DEFAULT_QOS if args.mqtt_qos is None else args.mqtt_qos, ca_file=args.mqtt_ca,
+                    config=args.mqtt_config, queue_size=args.mqtt_queue,
+                    notify=lambda message: _say(f"edgepara: mqtt: {message}"))
+
+
 def cmd_listen(args) -> int:
     from .stream.sinks import JsonlSink
 
     pipeline = _build_pipeline(args)
+    mqtt = _mqtt_sink(args)  # connects now: a wrong URL, broker or password fails before any audio is opened
+    if mqtt:
+        pipeline.callbacks.append(mqtt)
+    if args.jsonl == "-" and sys.stdout is None:  # started with stdout closed (`>&-`): Python sets it to None
+        raise EdgeparaError("--jsonl -: expected an open standard output, got a closed one")
     source, description = _source(args)
     sink = JsonlSink(args.jsonl) if args.jsonl else None
-    show_dashboard = not args.no_dashboard and sys.stdout.isatty() and args.jsonl != "-"
+    show_dashboard = (not args.no_dashboard and sys.stdout is not None and sys.stdout.isatty()
+                      and args.jsonl != "-")
     saw_speech = False
+    # On a background thread, so that a signal only asks it to stop and the closing events still come.
+    stream = pipeline.events(source, stop_timeout=STOP_TIMEOUT_S)
+    signals = _StopOnSignals(stream)
     try:
         if show_dashboard:
             from .dashboard import Dashboard
@@ -123,8 +204,8 @@ def cmd_listen(args) -> int:
 
             board = Dashboard(pipeline.embedder.name, [h.name for h in pipeline.heads], description,
                               backend=f"{interpreter_backend()} ({pipeline.embedder.delegate})")
-            with board.live(screen=False):
-                for event in pipeline.run(source):
+            with board.live(screen=False), signals:
+                for event in stream:
                     saw_speech |= event.type == "speech_start"
                     board.update([event])
                     board.set_stats(pipeline.stats)
@@ -132,21 +213,24 @@ def cmd_listen(args) -> int:
                         sink.write(event)
                 board.set_stats(pipeline.stats)
         else:
-            for event in pipeline.run(source):
-                saw_speech |= event.type == "speech_start"
-                if sink:
-                    sink.write(event)
-                else:
-                    _print_event(event)
+            with signals:
+                for event in stream:
+                    saw_speech |= event.type == "speech_start"
+                    if sink:
+                        sink.write(event)
+                    else:
+                        _print_event(event)
     finally:
+        stream.stop()  # no-op after the end; on an error here (e.g. closed output) it ends the run and the source
         if sink:
             sink.close()
-        close = getattr(source, "close", None)
-        if close:
-            close()
+        if mqtt:
+            mqtt.close()  # waits (bounded) for queued final events to be acknowledged; says so if some were not
+    if signals.received is not None:
+        _say("edgepara: stopped")
+        return 128 + signals.received
     if not saw_speech and (args.file or args.demo or args.stdin):
-        _say(f"edgepara: error: no speech found in {description} (try --vad-aggressiveness 0 or check the input level)")
-        return 3
+        raise NoSpeechError(f"no speech found in {description} (try --vad-aggressiveness 0 or check the input level)")
     return 0
 
 
@@ -159,8 +243,12 @@ def _print_event(event) -> None:
 def cmd_embed(args) -> int:
     import numpy as np
 
+    from .assets import check_writable_destination
     from .embed import embed_files
 
+    check_writable_destination(args.out, "--out")  # before the embedding work, not after it
+    if args.per_window:
+        check_writable_destination(args.per_window, "--per-window")
     result = embed_files(args.files, model=args.model, per_window=bool(args.per_window), use_vad=not args.no_vad)
     out = Path(args.out)
     outputs = [(out, ".tmp.npy", lambda tmp: np.save(tmp, result.embeddings))]
@@ -211,6 +299,12 @@ def cmd_distill(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.what == "stream" and args.profile:
+        from .bench_profile import bench_profile
+
+        bench_profile(model=args.model, heads=args.head, out=Path(args.out),
+                      seconds=args.seconds, data_root=args.data_root, command=_command_line())
+        return 0
     if args.what == "stream":
         from .bench_stream import bench_stream
 
@@ -222,23 +316,30 @@ def cmd_bench(args) -> int:
         bench.quality(Path(args.out), Path(args.cache), Path(args.runs), data_root=args.data_root,
                       command=_command_line(), ablation=Path(args.ablation) if args.ablation else None)
         print((Path(args.out) / "results.md").read_text())
-        if args.write_heads:
-            heads = _train_module("heads")
-            from .assets import available_models
-
-            for model in available_models():
-                for train in (heads.train_emotion_head, heads.train_mask_head, heads.train_mask_type_head,
-                              heads.calibrate_speaker_threshold):
-                    train(model, Path(args.cache), data_root=args.data_root, command=_command_line())
     else:
         bench.speed(Path(args.out), command=_command_line())
     return 0
 
 
-def cmd_enroll(args) -> int:
-    from .enroll import enroll
+def cmd_write_heads(args) -> int:
+    """The shipped heads of every model, from the embeddings `bench quality` cached: its own command, so that
+    measuring never rewrites what ships."""
+    heads = _train_module("heads")
+    from .assets import available_models
 
-    profile = enroll(args.name, args.files, seconds=args.seconds, model=args.model, profiles=args.profiles,
+    for model in available_models():
+        for train in (heads.train_emotion_head, heads.train_mask_head, heads.train_mask_type_head,
+                      heads.calibrate_speaker_threshold):
+            train(model, Path(args.cache), data_root=args.data_root, command=_command_line())
+    return 0
+
+
+def cmd_enroll(args) -> int:
+    from .enroll import check_record_seconds, enroll
+
+    # --seconds is parsed here, not by argparse, so a bad value is one line like every other error.
+    seconds = None if args.seconds is None else check_record_seconds(args.seconds)
+    profile = enroll(args.name, args.files, seconds=seconds, model=args.model, profiles=args.profiles,
                      device=args.device)
     print(f"enrolled {profile.name}: {profile.n_utterances} utterances, {profile.seconds:.1f} s of speech")
     return 0
@@ -252,7 +353,9 @@ def cmd_speakers(args) -> int:
         store.remove(args.remove)
         print(f"removed {args.remove}")
         return 0
-    profiles = store.list()
+    profiles, skipped = store.scan()
+    for bad in skipped:  # the readable profiles still list; each bad file is named once
+        _say(f"edgepara: warning: {bad.warning()}")
     if not profiles:
         print(f"no speakers enrolled in {store.directory} (edgepara enroll NAME FILE…)")
     for p in profiles:
@@ -261,7 +364,11 @@ def cmd_speakers(args) -> int:
 
 
 def cmd_train_head(args) -> int:
+    from .assets import check_writable_destination
+
     user_heads = _train_module("user_heads", needs=("sklearn",))
+    # refused before the embedding work: a minute of work must not end in "cannot write"
+    check_writable_destination(Path(args.out or f"{args.name}.npz").with_suffix(".npz"), "--out")
     user_heads.train_user_head(args.name, args.data, model=args.model, out=args.out, min_per_class=args.min_per_class,
                                command=_command_line())
     return 0
@@ -269,51 +376,117 @@ def cmd_train_head(args) -> int:
 
 # --- parser -----------------------------------------------------------------------------------------------
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends "(default: X)" to an option's help unless the help already names its default, or there is none
+    to show (None, a flag that is off)."""
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or "default" in text or action.default in (None, False)
+                or action.default is argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every (sub)command: defaults in --help, the exit codes in the epilog, usage errors on one line."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        kwargs.setdefault("epilog", EXIT_CODES_HELP)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+_positive_int.toml_type = int  # what the config file must hold for such an option (see config.py)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("edgepara")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .assets import DEFAULT_MODEL
 
-    p = argparse.ArgumentParser(prog="edgepara", description="Real-time paralinguistics on small devices.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="edgepara", description="Real-time paralinguistics on small devices.")
+    p.add_argument("--version", action="version", version=f"edgepara {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    sub.add_parser("models", help="list the shipped models and their cards").set_defaults(fn=cmd_models)
+    sub.add_parser("models", help="list the shipped models, their cards and their heads").set_defaults(fn=cmd_models)
     sub.add_parser("devices", help="list audio input devices").set_defaults(fn=cmd_devices)
 
     listen = sub.add_parser("listen", help="live predictions from a microphone, file or stdin")
     listen.add_argument("--head", default=DEFAULT_HEAD, help="comma-separated heads: emotion, mask, speaker, or .npz paths")
-    listen.add_argument("--model", default=DEFAULT_MODEL)
+    listen.add_argument("--model", default=DEFAULT_MODEL, help="a shipped model name (see `edgepara models`) or a .tflite path")
+    listen.add_argument("--config", metavar="FILE",
+                        help="TOML file of listen options under [listen] (default: $XDG_CONFIG_HOME/edgepara/"
+                             "config.toml if it exists); options on the command line override it")
     listen.add_argument("--device", default=None, help="input device name or index (see `edgepara devices`)")
     listen.add_argument("--file", help="a wav/flac/ogg file instead of the microphone")
     listen.add_argument("--realtime", action="store_true", help="play --file at real-time pace")
     listen.add_argument("--stdin", action="store_true", help="raw s16le PCM on stdin (e.g. from arecord)")
-    listen.add_argument("--rate", type=int, default=16000, help="sample rate of --stdin audio")
+    listen.add_argument("--rate", type=int, default=16000, help="sample rate of --stdin audio, Hz")
     listen.add_argument("--channels", type=int, default=1, help="channels of --stdin audio")
     listen.add_argument("--demo", action="store_true", help="replay the bundled speech clip (no microphone needed)")
     listen.add_argument("--fallback-demo", action="store_true",
                         help="when no microphone is found, say so and replay the bundled clip")
     listen.add_argument("--fast", action="store_true", help="with --demo: as fast as possible, not real time")
     listen.add_argument("--jsonl", help="write events as JSON lines to PATH, or - for stdout")
-    listen.add_argument("--no-dashboard", action="store_true")
-    listen.add_argument("--vad-aggressiveness", type=int, default=2, choices=range(4), metavar="0-3")
-    listen.add_argument("--threads", type=int, default=1)
-    listen.add_argument("--edgetpu", action="store_true", help="use the Coral Edge TPU delegate when present")
-    listen.add_argument("--uncertain-below", type=float, default=0.4, help="final label 'uncertain' below this probability")
+    listen.add_argument("--no-dashboard", action="store_true", help="no live dashboard; print final labels instead")
+    listen.add_argument("--vad-aggressiveness", type=int, default=2, choices=range(4), metavar="0-3",
+                        help="how readily webrtcvad calls a frame non-speech (0 least, 3 most)")
+    listen.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="interpreter threads")
+    listen.add_argument("--edgetpu", action="store_true", help="run NAME_edgetpu.tflite (from edgetpu_compiler, beside the model) on a Coral Edge TPU; "
+                             "says so and runs on the CPU when it cannot")
+    listen.add_argument("--uncertain-below", type=float, default=0.4, help="final label 'uncertain' below this probability (0-1)")
     listen.add_argument("--profiles", default=None, help="speaker profile directory (default: XDG data dir)")
-    listen.add_argument("--speaker-threshold", type=float, default=None, help="cosine below which a speaker is 'unknown'")
+    listen.add_argument("--speaker-threshold", type=float, default=None, help="cosine (-1..1) below which a speaker is 'unknown' (default: the model's calibrated one)")
+    mqtt = listen.add_argument_group(
+        "MQTT", "publish every event to a broker; credentials only from EDGEPARA_MQTT_USERNAME and "
+                "EDGEPARA_MQTT_PASSWORD or --mqtt-config, never in the URL")
+    mqtt.add_argument("--mqtt", metavar="URL", help="mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (TLS)")
+    mqtt.add_argument("--mqtt-prefix", metavar="PREFIX",
+                      help="topics PREFIX/DEVICE/HEAD and PREFIX/DEVICE/events (default: edgepara)")
+    mqtt.add_argument("--mqtt-device", metavar="NAME", help="device level of the topics (default: the host name)")
+    mqtt.add_argument("--mqtt-qos", type=int, choices=(0, 1, 2), help="QoS of every message (default: 1)")
+    mqtt.add_argument("--mqtt-ca", metavar="FILE", help="CA certificate(s) for mqtts:// (default: the system's)")
+    mqtt.add_argument("--mqtt-config", metavar="FILE",
+                      help="TOML file, table [mqtt]: username, password, ca_file, queue_size, flush_timeout_s")
+    mqtt.add_argument("--mqtt-queue", type=int, metavar="N",
+                      help="events kept while the broker is away (all but live predictions); the oldest go past N "
+                           "(default: 1000)")
     listen.set_defaults(fn=cmd_listen)
 
     embed = sub.add_parser("embed", help="utterance embeddings of audio files, one row per file")
-    embed.add_argument("files", nargs="+")
-    embed.add_argument("--model", default=DEFAULT_MODEL)
-    embed.add_argument("--out", default="emb.npy")
+    embed.add_argument("files", nargs="+", help="audio files (wav, flac, ogg, ...), any rate and channel count")
+    embed.add_argument("--model", default=DEFAULT_MODEL, help="a shipped model name or a .tflite path")
+    embed.add_argument("--out", default="emb.npy", help="output .npy, one float32 row per file")
     embed.add_argument("--per-window", metavar="PATH", help="also write each window's embedding (npz with file index and times)")
     embed.add_argument("--no-vad", action="store_true", help="use every window, not only the speech ones")
     embed.set_defaults(fn=cmd_embed)
 
     distill = sub.add_parser("distill", help="[train] distil the students from the teachers")
-    distill.add_argument("--sizes", default="edgepara-tiny,edgepara-small")
+    distill.add_argument("--sizes", default="edgepara-tiny,edgepara-small", help="comma-separated student sizes")
     distill.add_argument("--epochs", type=int, default=None,
                          help="passes over the data (default: each size's shipped schedule, tiny 12, small 8)")
-    distill.add_argument("--seed", type=int, default=0)
+    distill.add_argument("--seed", type=int, default=0, help="random seed")
     distill.add_argument("--corrupt-share", type=float, default=0.5,
                          help="share of windows heard through real rooms/noise/gain/Opus each epoch (default 0.5)")
     distill.add_argument("--losses", default="whisper,resemblyzer,gram,speaker_id,emotion",
@@ -321,51 +494,89 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--limit-clips", type=int, default=None, help="use only the first N recordings (smoke tests)")
     distill.add_argument("--workers", type=int, default=2, help="teacher labelling processes")
     distill.add_argument("--cache", default="cache/targets-v2", help="teacher targets (resumable)")
-    distill.add_argument("--out", default="models")
-    distill.add_argument("--runs", default="runs")
-    distill.add_argument("--data-root", default=None)
+    distill.add_argument("--out", default="models", help="folder for NAME.tflite and NAME.json")
+    distill.add_argument("--runs", default="runs", help="folder for training logs")
+    distill.add_argument("--data-root", default=None, help="training data folder (default: ../shared/data)")
     distill.set_defaults(fn=cmd_distill)
 
     bench = sub.add_parser("bench", help="quality, speed and streaming benchmarks")
-    bench.add_argument("what", choices=("quality", "speed", "stream"))
+    bench.add_argument("what", choices=("quality", "speed", "stream"), help="which benchmark")
     bench.add_argument("--out", default="bench", help="folder for the reports (default: bench/)")
-    bench.add_argument("--cache", default="cache/bench")
-    bench.add_argument("--runs", default="runs")
-    bench.add_argument("--data-root", default=None)
+    bench.add_argument("--cache", default="cache/bench", help="folder for cached embeddings")
+    bench.add_argument("--runs", default="runs", help="folder of distill runs")
+    bench.add_argument("--data-root", default=None, help="evaluation data folder (default: ../shared/data)")
     bench.add_argument("--model", default="edgepara-tiny", help="bench stream: the model")
     bench.add_argument("--head", default="emotion", help="bench stream: heads")
-    bench.add_argument("--seconds", type=float, default=300.0, help="bench stream: audio length")
+    bench.add_argument("--seconds", type=float, default=300.0, help="bench stream: audio length, seconds")
+    bench.add_argument("--profile", action="store_true",
+                       help="bench stream: cost per stage on one thread, start-up time and peak RSS of listen")
     bench.add_argument("--ablation", default=None, help="bench quality: a folder of distill runs with other --losses")
-    bench.add_argument("--write-heads", action="store_true",
-                       help="bench quality: also train every model's emotion and mask heads and speaker threshold")
     bench.set_defaults(fn=cmd_bench)
 
+    write_heads = sub.add_parser("write-heads", help="train every model's shipped heads (emotion, mask, mask type) "
+                                                     "and speaker threshold into heads/ (needs the [train] extra)")
+    write_heads.add_argument("--cache", default="cache/bench", help="folder of the embeddings `bench quality` cached")
+    write_heads.add_argument("--data-root", default=None, help="training data folder (default: ../shared/data)")
+    write_heads.set_defaults(fn=cmd_write_heads)
+
     enroll = sub.add_parser("enroll", help="enroll a speaker from files or the microphone")
-    enroll.add_argument("name")
-    enroll.add_argument("files", nargs="*")
-    enroll.add_argument("--seconds", type=float, default=None, help="record N seconds from the microphone")
-    enroll.add_argument("--device", default=None)
-    enroll.add_argument("--model", default=DEFAULT_MODEL)
-    enroll.add_argument("--profiles", default=None)
+    enroll.add_argument("name", help="the speaker's name, as listen will label them")
+    enroll.add_argument("files", nargs="*", help="audio files of the speaker (or --seconds N to record)")
+    enroll.add_argument("--seconds", default=None, help="record this many seconds from the microphone")
+    enroll.add_argument("--device", default=None, help="input device name or index for --seconds (see `edgepara devices`)")
+    enroll.add_argument("--model", default=DEFAULT_MODEL, help="the model whose embeddings the profile holds")
+    enroll.add_argument("--profiles", default=None, help="speaker profile directory (default: XDG data dir)")
     enroll.set_defaults(fn=cmd_enroll)
 
     speakers = sub.add_parser("speakers", help="list or remove enrolled speakers")
-    speakers.add_argument("--remove", metavar="NAME")
-    speakers.add_argument("--profiles", default=None)
+    speakers.add_argument("--remove", metavar="NAME", help="remove this speaker's profile")
+    speakers.add_argument("--profiles", default=None, help="speaker profile directory (default: XDG data dir)")
     speakers.set_defaults(fn=cmd_speakers)
 
     th = sub.add_parser("train-head", help="[train] train a probe head on your own labelled audio")
-    th.add_argument("name")
+    th.add_argument("name", help="the head's name (its task)")
     th.add_argument("--data", required=True, help="a folder with one sub-folder per class, or a CSV path,label[,speaker]")
-    th.add_argument("--model", default=DEFAULT_MODEL)
+    th.add_argument("--model", default=DEFAULT_MODEL, help="the model whose embeddings the head reads")
     th.add_argument("--out", default=None, help="output .npz (default: ./NAME.npz)")
-    th.add_argument("--min-per-class", type=int, default=5)
+    th.add_argument("--min-per-class", type=int, default=5, help="fewest files a class may have")
     th.set_defaults(fn=cmd_train_head)
     return p
 
 
+def _split_enroll_leftovers(extras: list[str]) -> tuple[list[str], list[str]]:
+    """argparse hands all of `enroll`'s positionals to their first run, so the files of
+    `enroll NAME --profiles DIR FILE…` come back unparsed: (those files in order, the truly unknown options)."""
+    files, unknown, only_files = [], [], False
+    for arg in extras:
+        if only_files or arg == "-" or not arg.startswith("-"):
+            files.append(arg)
+        elif arg == "--":
+            only_files = True
+        else:
+            unknown.append(arg)
+    return files, unknown
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if args.command == "listen":
+        from .config import listen_defaults, subcommand_parser
+
+        listen_parser = subcommand_parser(parser, "listen")
+        try:
+            defaults = listen_defaults(listen_parser, args.config)
+        except EdgeparaError as err:
+            _say(f"edgepara: error: {err}")
+            return err.exit_code
+        if defaults:  # the file sets the defaults; parsing again lets the command line override them
+            listen_parser.set_defaults(**defaults)
+            args, extras = parser.parse_known_args(argv)
+    if args.command == "enroll":
+        files, extras = _split_enroll_leftovers(extras)
+        args.files += files
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
     try:
         return args.fn(args)
     except OutputClosedError as err:  # the JSONL reader went away: stop quietly
@@ -375,16 +586,16 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt:
         _say("edgepara: stopped")
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): stop quietly; Python would otherwise complain at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 141
+        return EXIT_OUTPUT_CLOSED
     except OSError as err:
         if err.errno == 28:  # ENOSPC
             _say(f"edgepara: error: expected free disk space, got a full disk ({err.filename or ''})")
-            return 2
+            return EXIT_RUNTIME
         raise
 
 

@@ -22,6 +22,7 @@ from rich import box
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.live import Live
 from rich.padding import Padding
+from rich.segment import Segment, SegmentLines
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -129,6 +130,7 @@ class Dashboard:
         self._latencies: deque[float] = deque(maxlen=64)
         self._stats = None
         self._cpu = CpuMeter()
+        self._panels = PanelCache()
 
     # --- called from the processing loop: keep cheap ---
 
@@ -206,6 +208,7 @@ class Dashboard:
             finished=finished[: self.history],
             history=self.history,
             figures=figures,
+            panels=self._panels,
         )
 
     def _figures(self, cpu_percent: float | None) -> PipelineFigures:
@@ -273,16 +276,25 @@ class DashboardView:
     finished: list[UtteranceRecord]
     history: int
     figures: PipelineFigures
+    panels: "PanelCache | None" = None  # the dashboard's: parts that did not change are not laid out again
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width = options.max_width
         height = options.height or options.max_height
         layout = self.choose_layout(width, height)
-        parts = [self.header(), self.input_panel(width), self.utterance_panel(layout, width)]
+        parts = [self.header(), self.input_panel(width), self.utterance_panel(layout, width, console, options)]
         if layout.history_rows:
-            parts.append(self.history_panel(layout, width))
+            parts.append(self.cached(console, options, "history", (width, layout, tuple(self.heads), self.finished),
+                                     lambda: self.history_panel(layout, width), width))
         parts.append(self.footer(width))
         yield Group(*parts)
+
+    def cached(self, console: Console, options: ConsoleOptions, part: str, key, build, width: int) -> RenderableType:
+        """`build()`, or its lines from the last frame when `key` is unchanged: rich's table layout is most of
+        a frame's cost (`edgepara bench stream --profile`), and these parts change only on new predictions."""
+        if self.panels is None:
+            return build()
+        return self.panels.lines(console, options.update(width=width, height=None), part, key, build)
 
     # --- sizing ---
 
@@ -342,7 +354,8 @@ class DashboardView:
         title.truncate(max(10, width - 8), overflow="ellipsis")
         return Panel(grid, title=title, title_align="left", box=box.ROUNDED, border_style="grey50")
 
-    def utterance_panel(self, layout: Layout, width: int) -> Panel:
+    def utterance_panel(self, layout: Layout, width: int, console: Console | None = None,
+                        options: ConsoleOptions | None = None) -> Panel:
         record = self.current
         if layout.heads_side_by_side:
             body_rows = 1 + layout.bars_per_head
@@ -353,9 +366,15 @@ class DashboardView:
             title = Text("utterance")
         else:
             if layout.heads_side_by_side:
-                body = self.head_columns(record, layout)
+                build = lambda: self.head_columns(record, layout)  # noqa: E731
             else:
-                body = self.head_rows(record, layout, width)
+                build = lambda: self.head_rows(record, layout, width)  # noqa: E731
+            if console is None:
+                body = build()
+            else:  # the body changes with predictions; the title (the clock of a live utterance) more often
+                key = (width, layout, tuple(self.heads), tuple(sorted(self.class_counts.items())),
+                       tuple(record.predictions.get(h) for h in self.heads))
+                body = self.cached(console, options, "utterance body", key, build, width - 4)
             title = Text(f"utterance {record.number}")
             if record.ended:
                 title.append(f" · {record.duration:.1f} s", "dim")
@@ -585,6 +604,21 @@ class ProbabilityBar:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         filled, empty = bar_cells(self.fraction, options.max_width)
         yield Text.assemble((filled, self.style), (empty, "grey30"), no_wrap=True, end="")
+
+
+class PanelCache:
+    """The rendered lines of each cached part of the view with the key they were drawn for (one per part, so
+    memory stays bounded): a part whose key is unchanged is not laid out again."""
+
+    def __init__(self):
+        self._parts: dict[str, tuple[object, list[list[Segment]]]] = {}
+
+    def lines(self, console: Console, options: ConsoleOptions, part: str, key, build) -> SegmentLines:
+        hit = self._parts.get(part)
+        if hit is None or hit[0] != key:
+            hit = (key, console.render_lines(build(), options, pad=False))
+            self._parts[part] = hit
+        return SegmentLines(hit[1], new_lines=True)
 
 
 class LevelMeter:

@@ -1,13 +1,25 @@
 """`edgepara enroll`: a speaker profile from files or a microphone recording."""
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ProfileError
-from .profiles import ProfileStore
+from .errors import ProfileError, UsageError
+from .profiles import ProfileStore, validate_name
+
+
+def check_record_seconds(value) -> float:
+    """`--seconds` as a float: a positive, finite number (text as typed on the command line, or a number)."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if isinstance(value, bool) or not math.isfinite(seconds) or seconds <= 0:
+        raise UsageError(f"expected a positive finite number of seconds to record (--seconds), got {value!r}")
+    return seconds
 
 
 def record_microphone(seconds: float, device=None) -> np.ndarray:
@@ -32,7 +44,10 @@ def enroll(name: str, files: list[str], seconds: float | None = None, model: str
     from .runtime import Embedder
 
     store = ProfileStore(profiles)
-    if not files and not seconds:
+    validate_name(name)  # before the model loads and the audio is embedded, not after
+    if seconds is not None:
+        seconds = check_record_seconds(seconds)
+    elif not files:
         raise ProfileError("expected audio files or --seconds N to record from the microphone, got neither")
     embedder = Embedder(model)
     if seconds:

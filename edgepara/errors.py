@@ -1,10 +1,32 @@
-"""Errors a user can act on. Each message says what was expected and what was found, on one line."""
+"""Errors a user can act on. Each message says what was expected and what was found, on one line.
+
+Exit codes are defined here once, so every command agrees on them; the CLI's --help epilog lists them.
+"""
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1  # the command was well formed but failed: a bad file, model, head, device, disk
+EXIT_USAGE = 2  # the command line or config file is wrong (argparse uses 2 too)
+EXIT_NO_SPEECH = 3  # the audio decoded fine but held no speech (embed, enroll, listen --file/--demo/--stdin, train-head)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_OUTPUT_CLOSED = 141  # the reader of our output went away (128 + SIGPIPE, what a shell reports)
+
+EXIT_CODES_HELP = (
+    f"exit codes: {EXIT_OK} ok, {EXIT_RUNTIME} runtime error (bad file, model, head, device), "
+    f"{EXIT_USAGE} usage error (command line or config file), {EXIT_NO_SPEECH} no speech found in the audio, "
+    f"{EXIT_INTERRUPTED} interrupted (Ctrl-C), {EXIT_OUTPUT_CLOSED} output reader went away"
+)
 
 
 class EdgeparaError(Exception):
     """Base class: the CLI prints str(err) on one line and exits with `exit_code`."""
 
-    exit_code = 2
+    exit_code = EXIT_RUNTIME
+
+
+class UsageError(EdgeparaError):
+    """An option value, a combination of options or a config file entry that cannot work."""
+
+    exit_code = EXIT_USAGE
 
 
 class AudioError(EdgeparaError):
@@ -13,6 +35,8 @@ class AudioError(EdgeparaError):
 
 class NoSpeechError(AudioError):
     """Audio decoded fine but the voice-activity detector found no speech in it."""
+
+    exit_code = EXIT_NO_SPEECH
 
 
 class ModelError(EdgeparaError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 
 @dataclass(frozen=True)
@@ -72,13 +73,48 @@ class LogMel:
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         x = np.asarray(audio)
-        if x.dtype == np.int16:
-            x = x.astype(np.float32) / 32768.0
-        x = x.astype(np.float32, copy=False)
         n_frames = self.cfg.n_frames(len(x))
         if n_frames < 1:
             raise ValueError(f"expected at least {self.cfg.n_fft} samples, got {len(x)}")
-        frames = np.lib.stride_tricks.sliding_window_view(x, self.cfg.n_fft)[:: self.cfg.hop_length][:n_frames]
+        return self._frames(x, 0, n_frames)
+
+    def _frames(self, x: np.ndarray, first: int, end: int) -> np.ndarray:
+        """Log-mel of frames first..end-1 of x."""
+        hop, n_fft = self.cfg.hop_length, self.cfg.n_fft
+        samples = np.ascontiguousarray(x[first * hop : (end - 1) * hop + n_fft], dtype=np.float32)
+        if x.dtype == np.int16:
+            samples /= 32768.0
+        frames = as_strided(samples, shape=(end - first, n_fft), strides=(hop * 4, 4), writeable=False)
         spectrum = np.fft.rfft(frames * self.window, axis=-1)
         power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
         return np.log(power @ self.filters_t + self.cfg.log_floor).astype(np.float32)
+
+
+class OverlappingLogMel(LogMel):
+    """LogMel for a stream of windows that overlap by `window - hop` samples (the live pipeline's windows).
+    When a window starts `hop` samples after the previous one and repeats its samples, the frames they share
+    are copied instead of computed again: with 1 s windows every 0.5 s, half the work. Any other window
+    (the first, a shifted final one) is computed whole. Not thread-safe: one per stream."""
+
+    def __init__(self, cfg: FrontendConfig, hop: int):
+        super().__init__(cfg)
+        self.hop = int(hop)
+        self._reusable = self.hop > 0 and self.hop % cfg.hop_length == 0
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        x = np.asarray(audio)
+        out = None
+        prev = self._previous
+        if self._reusable and prev is not None and len(prev[0]) == len(x) and prev[0].dtype == x.dtype \
+                and len(x) > self.hop and np.array_equal(x[: len(x) - self.hop], prev[0][self.hop :]):
+            shift = self.hop // self.cfg.hop_length
+            n_frames = len(prev[1])
+            if shift < n_frames:
+                out = np.empty_like(prev[1])
+                out[: n_frames - shift] = prev[1][shift:]
+                out[n_frames - shift :] = self._frames(x, n_frames - shift, n_frames)
+        if out is None:
+            out = super().__call__(x)
+        self._previous = (x.copy(), out)
+        return out.copy()

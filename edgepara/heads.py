@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .assets import atomic_write, resolve_head, sha256_file
+from .assets import atomic_write, check_built_on_model, resolve_head, sha256_file
 from .errors import HeadError
 
 
@@ -29,21 +29,21 @@ class ProbeHead:
 
     @classmethod
     def load(cls, name_or_path: str, embedder_card: dict | None = None) -> "ProbeHead":
+        """Loads and checks a head: its card, every array's shape against the others and the card, finite
+        weights, and (given the model's card) that it was trained on that model. A bad head is refused here,
+        at load, never turned into NaN probabilities later."""
         path, card = resolve_head(name_or_path, **({"model": embedder_card["name"]} if embedder_card else {}))
+        classes = validate_head_card(card, path.with_suffix(".json").name)
+        if embedder_card is not None:  # the most useful thing to hear first: which model to retrain it for
+            check_head_matches_model(path.name, card, embedder_card)
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
         except Exception as err:
             raise HeadError(f"expected a head .npz at {path}, could not read it ({type(err).__name__})") from None
-        missing = {"mean", "std", "W", "b"} - set(arrays)
-        if missing:
-            raise HeadError(f"{path.name}: expected arrays mean, std, W, b; missing {sorted(missing)}")
-        head = cls(card.get("name", path.stem), card["classes"], **arrays, card=card)
-        if head.W.shape[-1] != len(head.classes):
-            raise HeadError(f"{path.name}: card lists {len(head.classes)} classes, weights give {head.W.shape[-1]}")
-        if embedder_card is not None:
-            check_head_matches_model(path.name, card, embedder_card)
-        return head
+        check_head_arrays(arrays, len(classes), card.get("dim"), path.name)
+        known = {"mean", "std", "W", "b", "W1", "b1"}
+        return cls(card.get("name", path.stem), classes, **{k: v for k, v in arrays.items() if k in known}, card=card)
 
     def probabilities(self, embedding: np.ndarray) -> dict[str, float]:
         if embedding.shape[-1] != self.dim:
@@ -56,12 +56,51 @@ class ProbeHead:
 
 
 def check_head_matches_model(head_file: str, head_card: dict, model_card: dict) -> None:
-    want = (head_card.get("model"), head_card.get("model_sha256"), head_card.get("dim"))
-    have = (model_card["name"], model_card["sha256"], model_card["embedding_dim"])
-    if want != have:
-        raise HeadError(
-            f"{head_file}: head was trained on model {want[0]} (sha256 {str(want[1])[:12]}…, {want[2]}-d), "
-            f"got model {have[0]} (sha256 {have[1][:12]}…, {have[2]}-d); retrain the head for this model")
+    check_built_on_model(head_file, head_card, model_card, built="head was trained",
+                         advice="retrain the head for this model")
+
+
+def validate_head_card(card: dict, where: str) -> list[str]:
+    """The card fields a probe needs; returns its classes. `where` names the card file."""
+    classes = card.get("classes")
+    if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) and c for c in classes)):
+        found = "no classes field" if "classes" not in card else f"{classes!r}"[:60]
+        raise HeadError(f"{where}: expected classes, a list of at least 2 class names, got {found}")
+    if len(set(classes)) != len(classes):
+        raise HeadError(f"{where}: expected distinct class names, got {classes}")
+    dim = card.get("dim")
+    if dim is not None and not (type(dim) is int and dim >= 1):
+        raise HeadError(f"{where}: expected dim, an integer >= 1, got {dim!r}")
+    return list(classes)
+
+
+def check_head_arrays(arrays: dict[str, np.ndarray], n_classes: int, dim: int | None, where: str) -> None:
+    """Shapes of a probe's arrays agree with each other, the class count and the card's dim; all finite, and
+    std > 0 (it divides)."""
+    missing = {"mean", "std", "W", "b"} - set(arrays)
+    if missing:
+        raise HeadError(f"{where}: expected arrays mean, std, W, b; missing {sorted(missing)}")
+    if ("W1" in arrays) != ("b1" in arrays):
+        raise HeadError(f"{where}: expected W1 and b1 together (hidden layer), got only {'W1' if 'W1' in arrays else 'b1'}")
+    d = dim if dim is not None else arrays["mean"].size
+    hidden = arrays["W1"].shape[-1] if "W1" in arrays and arrays["W1"].ndim == 2 else None
+    expected = {"mean": (d,), "std": (d,), "W": (hidden if "W1" in arrays else d, n_classes), "b": (n_classes,)}
+    if "W1" in arrays:
+        expected.update(W1=(d, hidden), b1=(hidden,))
+    for key, shape in expected.items():
+        if tuple(arrays[key].shape) != shape:
+            raise HeadError(f"{where}: expected {key} of shape {shape} ({d}-d embedding, {n_classes} classes), "
+                            f"got {tuple(arrays[key].shape)}")
+    for key in expected:
+        values = arrays[key]
+        if values.dtype.kind not in "fiu":
+            raise HeadError(f"{where}: expected numeric {key}, got dtype {values.dtype}")
+        bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+        if bad:
+            raise HeadError(f"{where}: expected finite weights, got {bad} NaN/inf values in {key}")
+    if np.any(arrays["std"] <= 0):
+        raise HeadError(f"{where}: expected std > 0 everywhere (it divides), got {int(np.sum(arrays['std'] <= 0))} "
+                        f"values <= 0")
 
 
 def save_probe(path: Path, card: dict, arrays: dict[str, np.ndarray]) -> dict:

@@ -3,22 +3,40 @@
 A profile keeps the centroid of a speaker's embeddings together with the model that produced them, because
 centroids from different models (or from a retrained model with the same name) live in different embedding
 spaces and must never be compared. Files are replaced atomically, so a failed write (disk full, power loss)
-leaves the previous profile intact.
+leaves the previous profile intact. Writers (enroll, remove) hold an exclusive lock on DIRECTORY/.lock for their
+read-modify-write, so two enrollments of one speaker at once both count. Readers need no lock: they see a whole
+old file or a whole new one. A profile file that cannot be read is skipped with a warning, so one bad file does
+not take every other speaker down with it; a directory that cannot be read is an error, never "nobody enrolled".
 """
 from __future__ import annotations
 
 import errno
 import json
+import logging
 import math
 import os
+import shlex
+import stat
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from . import assets
+from .assets import describe_model
 from .errors import ProfileError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; the targets are Linux and macOS, where it always exists
+    fcntl = None
+
+logger = logging.getLogger(__name__)
 
 MIN_ENROLL_SECONDS = 3.0
 UNKNOWN_SPEAKER = "unknown"  # the label for "none of the enrolled speakers", so no profile may take it
@@ -27,6 +45,10 @@ PROFILE_VERSION = 1
 MAX_NAME_LENGTH = 64
 # Forbidden on at least one of Linux, macOS or Windows file systems; a name becomes a file name.
 _FORBIDDEN_NAME_CHARACTERS = set('/\\:*?"<>|')
+LOCK_FILE_NAME = ".lock"  # hidden, so it can never be a profile (names may not start with '.')
+# Writers hold the lock for a read and one small write; far longer means a stuck process, which is worth saying.
+LOCK_TIMEOUT_S = 30.0
+_LOCK_POLL_S = 0.05
 _REQUIRED_FIELDS = {"name": str, "centroid": list, "n_utterances": int, "seconds": (int, float),
                     "model": str, "model_sha256": str, "dim": int, "created": str, "updated": str}
 
@@ -55,6 +77,24 @@ class Profile:
 
     def describe_model(self) -> str:
         return describe_model(self.model, self.model_sha256, self.dim)
+
+
+@dataclass(frozen=True)
+class SkippedProfile:
+    """A profile file in the store that could not be read; `reason` is the one-line error."""
+
+    path: Path
+    reason: str
+
+    def warning(self) -> str:
+        """One line: what is wrong and how to get rid of the file."""
+        name = self.path.name[: -len(".json")]
+        try:
+            validate_name(name)
+            fix = f"`edgepara speakers --remove {shlex.quote(name)}` deletes it"
+        except ProfileError:  # a hand-made file name no speaker can have: --remove cannot address it
+            fix = "delete the file to get rid of it"
+        return f"skipped an unreadable speaker profile: {self.reason}; {fix}"
 
 
 def default_profile_dir() -> Path:
@@ -111,11 +151,7 @@ def model_identity(model_card: dict) -> tuple[str, str, int]:
     if missing:
         raise ProfileError(f"expected a model card with name, sha256 and embedding_dim, "
                            f"got one missing {', '.join(missing)}")
-    return str(model_card["name"]), str(model_card["sha256"]), int(model_card["embedding_dim"])
-
-
-def describe_model(name: str, sha256: str, dim: int) -> str:
-    return f"{name} (sha256 {sha256[:12]}…, {dim}-d)"
+    return assets.model_identity(model_card)
 
 
 class ProfileStore:
@@ -131,29 +167,30 @@ class ProfileStore:
     # -- reading ---------------------------------------------------------------------------------------
 
     def list(self) -> list[Profile]:
-        """All profiles, sorted by name. A missing directory is an empty store."""
-        if not self.directory.exists():
-            return []
-        if not self.directory.is_dir():
-            raise ProfileError(f"expected a directory of speaker profiles at {self.directory}, got a file")
-        try:
-            # Temporary files are '.NAME.json.XXXX.tmp', so '*.json' never picks up a half-written one.
-            paths = sorted(p for p in self.directory.glob("*.json") if not p.name.startswith("."))
-        except OSError as err:
-            raise ProfileError(f"expected a readable profile directory {self.directory}, "
-                               f"got {err.strerror or err}") from None
-        return sorted((self._read(path) for path in paths), key=lambda p: p.name)
+        """All readable profiles, sorted by name; each unreadable profile file is logged as a warning and
+        skipped. A missing directory is an empty store; one that cannot be read raises ProfileError."""
+        profiles, skipped = self.scan()
+        for bad in skipped:
+            logger.warning(bad.warning())
+        return profiles
+
+    def scan(self) -> tuple[list[Profile], list[SkippedProfile]]:
+        """(readable profiles sorted by name, unreadable profile files), logging nothing: for callers that
+        report the skipped files themselves."""
+        profiles, skipped = [], []
+        for path in self._profile_paths():
+            try:
+                profiles.append(self._read(path))
+            except ProfileError as err:
+                skipped.append(SkippedProfile(path, str(err)))
+        return sorted(profiles, key=lambda p: p.name), skipped
 
     def get(self, name: str) -> Profile | None:
+        """The profile called `name`, None if there is none; ProfileError if its file cannot be read."""
         path = self.path_for(name)
-        if not path.exists():
+        if not self._directory_exists() or not os.path.lexists(path):
             return None
-        profile = self._read(path)
-        if profile.name != name:
-            # Case-insensitive file systems (macOS, Windows) map 'Alice.json' onto an existing 'alice.json'.
-            raise ProfileError(f"expected a speaker name this file system can tell apart from the enrolled "
-                               f"{profile.name!r}, got {name!r}")
-        return profile
+        return _same_name(self._read(path), name)
 
     def load_for_model(self, model_card: dict) -> list[Profile]:
         """All profiles, refusing the store if any was enrolled with a different model (or model version)."""
@@ -169,6 +206,40 @@ class ProfileStore:
                 f"(`edgepara enroll {first.name} FILE…`)")
         return profiles
 
+    def _directory_exists(self) -> bool:
+        """True for a listable directory, False when there is nothing at the path yet (an empty store).
+        Anything else raises: reading an unusable directory as "nobody enrolled" would hide the problem."""
+        directory = self.directory
+        expected = f"expected a directory of speaker profiles at {directory}"
+        try:
+            info = os.stat(directory)
+        except FileNotFoundError:
+            if os.path.islink(directory):
+                raise ProfileError(f"{expected}, got a symbolic link to {os.readlink(directory)}, "
+                                   f"which does not exist") from None
+            return False
+        except NotADirectoryError:
+            raise ProfileError(f"{expected}, got a path through the file {_first_non_directory(directory)}") from None
+        except OSError as err:
+            raise ProfileError(f"{expected}, got {err.strerror or err}") from None
+        if not stat.S_ISDIR(info.st_mode):
+            raise ProfileError(f"{expected}, got {_describe_kind(info.st_mode)}")
+        if not os.access(directory, os.R_OK | os.X_OK):
+            raise ProfileError(f"expected a readable directory of speaker profiles at {directory}, got one with "
+                               f"permissions {stat.filemode(info.st_mode)}")
+        return True
+
+    def _profile_paths(self) -> list[Path]:
+        if not self._directory_exists():
+            return []
+        try:
+            names = os.listdir(self.directory)
+        except OSError as err:
+            raise ProfileError(f"expected a readable directory of speaker profiles at {self.directory}, "
+                               f"got {err.strerror or err}") from None
+        # Temporary files ('.NAME.json.XXXX.tmp') and the lock file start with '.', which no name may.
+        return sorted(self.directory / n for n in names if n.endswith(".json") and not n.startswith("."))
+
     def _read(self, path: Path) -> Profile:
         try:
             text = path.read_text(encoding="utf-8")
@@ -180,8 +251,9 @@ class ProfileStore:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
+            # Some decoder messages already end in ' at' ("Invalid control character at").
             raise ProfileError(f"expected a JSON speaker profile in {path}, got unparsable text "
-                               f"({err.msg} at line {err.lineno} column {err.colno})") from None
+                               f"({err.msg.removesuffix(' at')} at line {err.lineno} column {err.colno})") from None
         return _profile_from_json(data, path)
 
     # -- writing ---------------------------------------------------------------------------------------
@@ -190,12 +262,28 @@ class ProfileStore:
         """Enrolls `name` from `embeddings` (n, dim): one row per utterance (or window) of their speech,
         `seconds` of speech in all. Enrolling an existing name merges: the new centroid is the mean over all
         rows ever enrolled, i.e. the old and new centroids weighted by their utterance counts. The total speech
-        must reach MIN_ENROLL_SECONDS."""
+        must reach MIN_ENROLL_SECONDS. Holds the store's lock from reading the old profile to writing the new
+        one, so a concurrent enrollment of the same name waits instead of being overwritten."""
         validate_name(name)
         model, sha256, dim = model_identity(model_card)
         _check_seconds(seconds)
         unit = _unit_rows(embeddings, dim)
-        existing = self.get(name)
+        with self._locked():
+            profile = self._merged(name, unit, float(seconds), model_card)
+            self._write(profile)
+        return profile
+
+    def _merged(self, name: str, unit: np.ndarray, seconds: float, model_card: dict) -> Profile:
+        model, sha256, dim = model_identity(model_card)
+        path = self.path_for(name)
+        try:
+            existing = self._read(path) if os.path.lexists(path) else None
+        except ProfileError as err:
+            # Not overwritten silently: it may be a newer edgepara's format, or something worth a look first.
+            raise ProfileError(f"{err}; `edgepara speakers --remove {shlex.quote(name)}` deletes it, "
+                               f"then enroll again") from None
+        if existing is not None:
+            _same_name(existing, name)
         now = _now()
         if existing is None:
             check_enough_speech(seconds)
@@ -211,26 +299,51 @@ class ProfileStore:
             check_enough_speech(total_seconds)
             merged = (existing.centroid_array() * existing.n_utterances + unit.sum(axis=0)) / n_total
             profile = Profile(name, merged.tolist(), n_total, total_seconds, model, sha256, dim, existing.created, now)
-        self._write(profile)
         return profile
 
     def remove(self, name: str) -> None:
+        """Deletes `name`'s profile, also when its file cannot be read (that is how a corrupt one goes)."""
         path = self.path_for(name)
-        if self.get(name) is None:
-            known = ", ".join(p.name for p in self.list()) or "none enrolled"
-            raise ProfileError(f"expected an enrolled speaker name ({known}), got {name!r}")
+        if not self._directory_exists():
+            raise ProfileError(f"expected an enrolled speaker name (none enrolled), got {name!r}")
+        with self._locked():
+            if not os.path.lexists(path):
+                known = ", ".join(p.name for p in self.scan()[0]) or "none enrolled"
+                raise ProfileError(f"expected an enrolled speaker name ({known}), got {name!r}")
+            try:
+                profile = self._read(path)
+            except ProfileError:
+                profile = None
+            if profile is not None:
+                _same_name(profile, name)
+            try:
+                path.unlink()
+            except OSError as err:
+                raise ProfileError(f"could not remove {path}: {err.strerror or err}") from None
+            _fsync_directory(self.directory)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Creates the directory if needed and holds an exclusive flock on DIRECTORY/.lock. The lock file
+        stays: deleting it while another process waits on it would hand out two locks."""
+        lock_path = self.directory / LOCK_FILE_NAME
         try:
-            path.unlink()
+            if not self._directory_exists():
+                self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as err:
-            raise ProfileError(f"could not remove {path}: {err.strerror or err}") from None
-        _fsync_directory(self.directory)
+            raise ProfileError(f"expected to create and lock {lock_path}, got {err.strerror or err}") from None
+        try:
+            _acquire_lock(fd, lock_path)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the flock
 
     def _write(self, profile: Profile) -> None:
         path = self.path_for(profile.name)
         payload = json.dumps({"format": PROFILE_FORMAT, "version": PROFILE_VERSION, **asdict(profile)}, indent=1)
         data = (payload + "\n").encode("utf-8")
         try:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             _atomic_write(path, data)
         except OSError as err:
             reason = err.strerror or str(err) or errno.errorcode.get(err.errno, "OSError")
@@ -262,6 +375,49 @@ def _unit_rows(embeddings, dim: int) -> np.ndarray:
     if np.any(norms == 0):
         raise ProfileError(f"expected non-zero embeddings, got {int(np.sum(norms == 0))} all-zero row(s)")
     return x / norms
+
+
+def _acquire_lock(fd: int, lock_path: Path, timeout_s: float | None = None) -> None:
+    """Exclusive flock on `fd`, waiting up to `timeout_s` (default LOCK_TIMEOUT_S) for another writer."""
+    if fcntl is None:
+        return
+    timeout_s = LOCK_TIMEOUT_S if timeout_s is None else timeout_s
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            # Polled rather than blocking, so a stuck writer ends in a message instead of a silent hang.
+            if time.monotonic() >= deadline:
+                raise ProfileError(f"expected to lock the speaker profile store within {timeout_s:.0f} s, got "
+                                   f"{lock_path} held by another process (another `edgepara enroll` or "
+                                   f"`edgepara speakers --remove` still running?)") from None
+            time.sleep(_LOCK_POLL_S)
+        except OSError as err:
+            raise ProfileError(f"expected to lock {lock_path}, got {err.strerror or err}") from None
+
+
+def _same_name(profile: Profile, name: str) -> Profile:
+    if profile.name != name:
+        # Case-insensitive file systems (macOS, Windows) map 'Alice.json' onto an existing 'alice.json'.
+        raise ProfileError(f"expected a speaker name this file system can tell apart from the enrolled "
+                           f"{profile.name!r}, got {name!r}")
+    return profile
+
+
+def _first_non_directory(path: Path) -> Path:
+    """The first component of `path`, from the root down, that exists but is not a directory."""
+    for candidate in [*reversed(path.parents), path]:
+        if os.path.lexists(candidate) and not os.path.isdir(candidate):
+            return candidate
+    return path
+
+
+def _describe_kind(mode: int) -> str:
+    kinds = [(stat.S_ISREG, "a file"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")]
+    return next((text for test, text in kinds if test(mode)), f"something of mode {stat.filemode(mode)}")
 
 
 def _write_all(fd: int, data: bytes) -> None:

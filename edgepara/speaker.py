@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .assets import heads_dir, read_card
+from .assets import check_built_on_model, heads_dir, read_card
 from .errors import HeadError, ProfileError
 from .profiles import UNKNOWN_SPEAKER, Profile, ProfileStore, describe_model, model_identity
 
 DEFAULT_THRESHOLD = 0.7  # cosine; used when no shipped heads/speaker.json calibrates one
 SPEAKER_HEAD_CARD = "speaker.json"
+SPEAKER_HEAD = "speaker"  # the head name that means "identify enrolled speakers" (Pipeline(heads=[...]), --head)
 
 
 def speaker_part(embeddings: np.ndarray, speaker_dims) -> np.ndarray:
@@ -111,6 +112,15 @@ class SpeakerHead:
         return best, best_score
 
 
+def load_speaker_head(embedder_card: dict, profiles: str | Path | None = None, threshold: float | None = None,
+                      name: str = SPEAKER_HEAD) -> SpeakerHead:
+    """The speaker-identification head for a model: every profile enrolled with that model in `profiles`
+    (default: the user's profile directory, see ProfileStore), and `threshold` as a cosine (default: the
+    model's calibrated threshold). What Pipeline(heads=["speaker"]) and `edgepara listen --head speaker` use.
+    Raises ProfileError (one line) when no speaker is enrolled for the model."""
+    return SpeakerHead.load(profiles, embedder_card, threshold=threshold, name=name)
+
+
 def shipped_threshold(embedder_card: dict | None = None) -> float:
     """The cosine threshold calibrated in heads/speaker.json, or DEFAULT_THRESHOLD when none is shipped.
     A threshold calibrated on another model is refused rather than silently applied."""
@@ -123,12 +133,10 @@ def shipped_threshold(embedder_card: dict | None = None) -> float:
     threshold = card["threshold"]
     _check_threshold(threshold, f"{card_path.name} threshold", HeadError)
     if embedder_card is not None and "model" in card:
-        name, sha256, dim = model_identity(embedder_card)
-        want = (card.get("model"), card.get("model_sha256", sha256), card.get("dim", dim))
-        if want != (name, sha256, dim):
-            calibrated_on = describe_model(str(want[0]), str(want[1]), want[2])
-            raise HeadError(f"{card_path.name}: threshold was calibrated on model {calibrated_on}, "
-                            f"got model {describe_model(name, sha256, dim)}; pass an explicit threshold")
+        _, sha256, dim = model_identity(embedder_card)
+        check_built_on_model(card_path.name, {"model": card.get("model"), "model_sha256": card.get("model_sha256", sha256),
+                                              "dim": card.get("dim", dim)}, embedder_card, error=HeadError,
+                             built="threshold was calibrated", advice="pass an explicit threshold")
     return float(threshold)
 
 

@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# Loss ablation for the benchmark report: edgepara-tiny distilled without each loss, at the shipped schedule
-# (the shipped model is the "all" variant), and the shipped configuration with other seeds.
-# Each run reuses the teacher cache of `edgepara distill`. Then: edgepara bench quality --ablation runs/ablation
-# Usage: scripts/ablation.sh [variant ...]   (default: every variant; about 25 minutes each on 2 cores)
+# Loss ablation and seeds for the benchmark report. A no-LOSS variant distils edgepara-tiny without that loss at
+# the shipped schedule; a seed-N variant distils both shipped sizes in the shipped configuration with seed N (the
+# shipped models are seed 0). Each run reuses the teacher cache of `edgepara distill`.
+# Then: edgepara bench quality --ablation runs/ablation
+# Usage: scripts/ablation.sh [variant ...]   (default: every variant; tiny about 10-25 minutes, small about
+# 25-50 minutes on this 2-core machine, depending on what else runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 all="whisper,resemblyzer,gram,speaker_id,emotion"
 variants=("$@")
 [ ${#variants[@]} -eq 0 ] && variants=(no-gram no-whisper no-resemblyzer no-speaker_id no-emotion seed-1 seed-2)
 for variant in "${variants[@]}"; do
-  losses="$all"; seed=0
+  losses="$all"; seed=0; sizes=(edgepara-tiny)
   case "$variant" in
     no-*) losses=$(echo "$all" | tr ',' '\n' | grep -vx "${variant#no-}" | paste -sd,) ;;
-    seed-*) seed="${variant#seed-}" ;;
+    seed-*) seed="${variant#seed-}"; sizes=(edgepara-tiny edgepara-small) ;;
     *) echo "unknown variant $variant (no-LOSS or seed-N)" >&2; exit 2 ;;
   esac
-  [ -f "runs/ablation/$variant/edgepara-tiny/backbone.keras" ] && continue
-  .venv/bin/edgepara distill --sizes edgepara-tiny --losses "$losses" --seed "$seed" \
-    --out "runs/ablation/$variant/models" --runs "runs/ablation/$variant"
+  for size in "${sizes[@]}"; do
+    [ -f "runs/ablation/$variant/$size/backbone.keras" ] && continue
+    echo "== $variant $size ($(date -u +%H:%M))"
+    .venv/bin/edgepara distill --sizes "$size" --losses "$losses" --seed "$seed" \
+      --out "runs/ablation/$variant/models" --runs "runs/ablation/$variant"
+  done
 done

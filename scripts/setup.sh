@@ -10,12 +10,20 @@ case "$profile" in
   # build-essential: resemblyzer depends on the original webrtcvad, which compiles from source
   train|test) apt_packages+=(build-essential espeak-ng pulseaudio pulseaudio-utils libasound2-plugins) ;;
 esac
+# mosquitto: the MQTT sink's tests start their own broker from /usr/sbin/mosquitto on a free port
+if [ "$profile" = test ]; then apt_packages+=(mosquitto); fi
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Debian starts the broker it just installed as a service; the tests need only the binary, so do not leave a
+  # network service behind that nobody asked for (one that was installed before is left alone).
+  if [[ " ${missing[*]} " == *" mosquitto "* ]] && command -v systemctl >/dev/null \
+      && systemctl is-enabled --quiet mosquitto 2>/dev/null; then
+    $sudo_cmd systemctl disable --now mosquitto >/dev/null 2>&1 || true
+  fi
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -1,6 +1,7 @@
 """The dashboard folds events into state and draws a tidy view at any terminal size."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import time
@@ -226,3 +227,30 @@ def test_live_draws_on_its_own_thread_while_updates_continue():
         time.sleep(0.2)
     output = console.file.getvalue()
     assert "utterance 5" in output and "speech" in output
+
+
+def draw_styled(dashboard: Dashboard, width: int, height: int, cached: bool = True) -> str:
+    """The frame with its colours (ANSI), so a stale cached part would show even where the text agrees."""
+    console = Console(record=True, width=width, height=height, file=io.StringIO(), force_terminal=True,
+                      color_system="truecolor")
+    view = dashboard.render()
+    if not cached:
+        view = dataclasses.replace(view, panels=None)
+    console.print(view)
+    return console.export_text(styles=True)
+
+
+@pytest.mark.parametrize("width,height", [(80, 24), (160, 48)])
+def test_cached_parts_draw_exactly_what_a_fresh_layout_draws(width, height):
+    """Parts that did not change are reused from the last frame; every frame must still be the one a full
+    layout gives, also right after a new prediction, a new utterance and a resize."""
+    dashboard = make_dashboard()
+    dashboard._cpu = SimpleNamespace(sample=lambda: 25.0)  # the one figure that changes from frame to frame
+    for _ in range(2):
+        assert draw_styled(dashboard, width, height) == draw_styled(dashboard, width, height, cached=False)
+    more = [SpeechEnd(21.5, 5, 2.0), *predictions(21.5, 5, ("angry", "carol", "cloth"), 0.9, final=True),
+            SpeechStart(23.0, 6), *predictions(24.0, 6, ("sad", "alice", "none"), 0.5, final=False)]
+    for event in more:
+        dashboard.update(event)
+        assert draw_styled(dashboard, width, height) == draw_styled(dashboard, width, height, cached=False)
+    assert draw_styled(dashboard, width - 20, height - 4) == draw_styled(dashboard, width - 20, height - 4, cached=False)

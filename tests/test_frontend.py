@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from edgepara.audio import read_audio
-from edgepara.frontend import FrontendConfig, LogMel, mel_filterbank
+from edgepara.frontend import FrontendConfig, LogMel, OverlappingLogMel, mel_filterbank
 
 
 def direct_logmel(x: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
@@ -61,3 +61,17 @@ def test_filterbank_is_triangles_peaking_at_one():
 def test_too_short_audio_is_refused():
     with pytest.raises(ValueError, match="expected at least 512 samples"):
         LogMel(FrontendConfig())(np.zeros(100, np.int16))
+
+
+def test_overlapping_frontend_equals_the_whole_computation(speech_clip):
+    """The live frontend reuses the frames two windows share; every window, including a shifted one, a
+    repeated one and one after a gap, must equal the log-mel computed from scratch."""
+    cfg = FrontendConfig()
+    audio = read_audio(speech_clip)
+    whole, live = LogMel(cfg), OverlappingLogMel(cfg, hop=8000)
+    starts = [0, 8000, 16000, 24000, 24000, 27200, 35200, 3000, 11000]
+    for start in starts:
+        window = audio[start:start + 16000]
+        np.testing.assert_allclose(live(window), whole(window), rtol=0, atol=1e-5)
+    float_window = audio[:16000].astype(np.float32) / 32768.0
+    np.testing.assert_allclose(live(float_window), whole(float_window), rtol=0, atol=1e-5)

@@ -134,3 +134,26 @@ def test_every_shipped_head_loads_for_its_model(name, speech_clip):
         probs = head.probabilities(emb)
         assert set(probs) == set(head.classes) and abs(sum(probs.values()) - 1) < 1e-5
     assert -1.0 <= shipped_threshold(embedder.card) <= 1.0
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_card_passes_the_card_checks(name):
+    from edgepara.assets import validate_model_card
+
+    card = json.loads((models_dir() / f"{name}.json").read_text())
+    validate_model_card(card, f"{name}.json")  # raises ModelError naming the field otherwise
+
+
+def test_head_trained_on_another_file_of_the_same_model_is_refused(tmp_path):
+    """Same model name and dimension, other weights (sha256): the embeddings are not comparable."""
+    from edgepara.assets import heads_dir
+    from edgepara.errors import HeadError
+    from edgepara.heads import save_probe
+
+    src = heads_dir() / "edgepara-tiny" / "emotion"
+    card = json.loads(src.with_suffix(".json").read_text())
+    card["model_sha256"] = "0" * 64
+    with np.load(src.with_suffix(".npz")) as z:
+        save_probe(tmp_path / "emotion.npz", card, {k: z[k] for k in z.files})
+    with pytest.raises(HeadError, match="trained on model edgepara-tiny \\(sha256 000000000000"):
+        ProbeHead.load(str(tmp_path / "emotion.npz"), Embedder("edgepara-tiny").card)

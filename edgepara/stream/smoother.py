@@ -2,14 +2,18 @@
 window, and one final prediction per head when the utterance ends (final=True)."""
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import EdgeparaError
+from ..errors import EdgeparaError, HeadError
 from ..types import Prediction, SpeechEnd, SpeechStart, Window
 
 UNCERTAIN = "uncertain"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,11 @@ class Smoother:
     the heads returned, so any head object works. (Offline evaluation applies probes to the mean embedding
     instead; the two agree when the windows agree, and can differ on utterances that change midway.)
     A head with `label_for(probs) -> (label, confidence)` (e.g. speaker identification, which answers
-    "unknown") picks its own label; otherwise the top class, or "uncertain" below `uncertain_below`."""
+    "unknown") picks its own label; otherwise the top class, or "uncertain" below `uncertain_below`.
+
+    A head may change its classes between windows (a speaker enrolled while listening, a user head that
+    learns a class): that head's smoothing restarts at the window with the new classes, so its live and final
+    predictions cover the windows since the change; other heads are not affected."""
 
     def __init__(self, heads=(), smoothing: float = 0.5, uncertain_below: float = 0.4):
         if not 0.0 <= smoothing < 1.0:
@@ -75,7 +83,7 @@ class Smoother:
     def _live(self, scored: ScoredWindow) -> list[Prediction]:
         out = []
         for head_name, probs in scored.probs.items():
-            state = self._state.setdefault(head_name, _HeadState(classes=list(probs)))
+            state = self._state_for(head_name, probs)
             p = np.array([probs[c] for c in state.classes], dtype=np.float64)
             if state.ema is None:
                 state.ema, state.total = p.copy(), p.copy()
@@ -86,6 +94,19 @@ class Smoother:
             out.append(self._prediction(head_name, state.classes, state.ema, scored.window.t_end,
                                         scored.window.utterance, final=False, latency_ms=scored.latency_ms))
         return out
+
+    def _state_for(self, head_name: str, probs) -> _HeadState:
+        if not isinstance(probs, Mapping) or not probs:
+            raise HeadError(f"head {head_name}: expected probabilities as a non-empty dict of class -> float, "
+                            f"got {type(probs).__name__} {str(probs)[:60]}")
+        state = self._state.get(head_name)
+        if state is not None and set(probs) != set(state.classes):
+            logger.info("edgepara: head %s changed its classes from %s to %s in utterance %s; its smoothing "
+                        "restarts", head_name, state.classes, list(probs), self._utterance)
+            state = None
+        if state is None:
+            state = self._state[head_name] = _HeadState(classes=list(probs))
+        return state
 
     def _final(self, end: SpeechEnd) -> list[Prediction]:
         return [self._prediction(name, s.classes, s.total / s.windows, end.t, end.utterance, final=True)

@@ -356,7 +356,8 @@ def quality(out: Path, cache: Path, runs: Path, data_root=None, log=print, comma
               "robustness": f"RAVDESS test actors through held-out rirs_real rooms + noise_real noise at "
                             f"{ROBUST_SNR_DB:g} dB SNR (files never heard in distillation)",
               "teachers_concat": list(DISTILLATION_TEACHERS),
-              "sizes_bytes": sizes, "results": results, "retention": retention(results)}
+              "sizes_bytes": sizes, "results": results, "retention": retention(results),
+              "seeds": seed_summary(results)}
     record_in_model_cards(report)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", report)
@@ -476,6 +477,34 @@ def _cell(r: dict, key, metric) -> str:
     return " / ".join("-" if v is None else f"{v:.3f}" for v in values)
 
 
+SEED_METRICS = HIGHER_IS_BETTER + ("robustness_rooms_noise_10db.ratio_to_clean",) + EER_KEYS
+
+
+def seed_summary(results: dict) -> dict:
+    """Mean and sd (n - 1) over seeds of each model's shipped configuration, float: seed 0 is the shipped run
+    (`MODEL float`), the others are `scripts/ablation.sh seed-N` runs (`ablation seed-N (MODEL float)`)."""
+    import re
+
+    out = {}
+    for model in available_models():
+        runs = {0: results.get(f"{model} float")}
+        for name, r in results.items():
+            match = re.fullmatch(rf"ablation seed-(\d+) \({re.escape(model)} float\)", name)
+            if match:
+                runs[int(match.group(1))] = r
+        runs = {seed: r for seed, r in sorted(runs.items()) if r is not None}
+        if len(runs) < 2:
+            continue
+        summary = {"seeds": list(runs)}
+        for key in SEED_METRICS:
+            values = [_value(r, key) for r in runs.values()]
+            if all(v is not None for v in values):
+                summary[key] = {"mean": round(float(np.mean(values)), 4), "sd": round(float(np.std(values, ddof=1)), 4),
+                                "values": [round(float(v), 4) for v in values]}
+        out[model] = summary
+    return out
+
+
 def markdown_table(report: dict) -> str:
     lines = ["| system | size | " + " | ".join(c[0] for c in COLUMNS) + " |",
              "|---|---:|" + "---:|" * len(COLUMNS)]
@@ -490,6 +519,12 @@ def markdown_table(report: dict) -> str:
               "| system | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for system, r in report["retention"].items():
         lines.append(f"| {system} | " + " | ".join(str(r.get(n, "-")) for n in names) + " |")
+    if report.get("seeds"):
+        lines += ["", "Seeds (shipped configuration, float; mean ± sd over the seeds listed):", "",
+                  "| model | seeds | " + " | ".join(SEED_METRICS) + " |", "|---|---|" + "---:|" * len(SEED_METRICS)]
+        for model, summary in report["seeds"].items():
+            cells = [f"{summary[k]['mean']:.3f} ± {summary[k]['sd']:.3f}" if k in summary else "-" for k in SEED_METRICS]
+            lines.append(f"| {model} | {', '.join(map(str, summary['seeds']))} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -532,6 +567,53 @@ def _median_ms(fn, repeats: int, warmup: int = 5) -> float:
     return float(np.median(times) * 1000)
 
 
+# openWakeWord's README: "a single core of a Raspberry Pi 3 can run 15-20 openWakeWord models simultaneously in
+# real-time". Its shared features (melspectrogram every 80 ms + one speech_embedding per 80 ms) plus those heads
+# therefore cost at most one Pi 3 core-second per second of audio.
+OWW_PI3_CORE_SECONDS_PER_AUDIO_SECOND_AT_MOST = 1.0
+OWW_STEP_S = 0.08
+FRILL_PIXEL1_MS_PER_EMBEDDING = 8.5  # published (FRILL paper), for comparison only
+
+
+def pi3_estimate(timings: dict, repeats: int) -> dict:
+    """An ESTIMATE, not a measurement: the x86/Pi 3 slowdown is bounded by openWakeWord's published Pi 3 figure
+    and its own models timed here with the same interpreter, one thread; applied to our students' measured
+    time per window it bounds their Pi 3 cost. Assumes our int8 ops slow down no more than its float ones."""
+    import importlib.util
+
+    from ..runtime import _import_interpreter
+    from ..tflite_model import multiply_accumulates
+
+    models = Path(importlib.util.find_spec("openwakeword").origin).parent / "resources" / "models"
+    interpreter_cls = _import_interpreter()[1]
+    mel = interpreter_cls(model_path=str(models / "melspectrogram.tflite"), num_threads=1)
+    mel.resize_tensor_input(mel.get_input_details()[0]["index"], [1, 1280 + 480])  # 80 ms + the STFT overlap
+    mel.allocate_tensors()
+    emb = interpreter_cls(model_path=str(models / "embedding_model.tflite"), num_threads=1)
+    emb.allocate_tensors()
+    rng = np.random.default_rng(0)
+    for it in (mel, emb):
+        detail = it.get_input_details()[0]
+        it.set_tensor(detail["index"], rng.standard_normal(detail["shape"]).astype(np.float32))
+    step_ms = _median_ms(mel.invoke, repeats) + _median_ms(emb.invoke, repeats)
+    oww_ms_per_audio_s = step_ms / OWW_STEP_S
+    slowdown = 1000.0 * OWW_PI3_CORE_SECONDS_PER_AUDIO_SECOND_AT_MOST / oww_ms_per_audio_s
+    students = {}
+    for model in available_models():
+        path, card = resolve_model(model)
+        windows_per_s = card["sample_rate"] / card["hop_samples"]
+        x86_ms_per_s = timings[model] * windows_per_s
+        students[model] = {
+            "macs_per_window": multiply_accumulates(path), "windows_per_speech_second": windows_per_s,
+            "x86_ms_per_speech_second": round(x86_ms_per_s, 3),
+            "percent_of_one_pi3_core_at_most": round(x86_ms_per_s * slowdown / 10.0, 1)}
+    return {"label": "ESTIMATE from openWakeWord's published Pi 3 figure, not measured on a Pi",
+            "openwakeword_x86_ms_per_audio_second": round(oww_ms_per_audio_s, 3),
+            "openwakeword_embedding_macs_per_step": multiply_accumulates(models / "embedding_model.tflite"),
+            "pi3_over_x86_slowdown_at_most": round(slowdown, 1), "students": students,
+            "published_for_comparison": {"frill_pixel1_ms_per_embedding": FRILL_PIXEL1_MS_PER_EMBEDDING}}
+
+
 def speed(out: Path | None = None, repeats: int = 200, log=print, command: str = "") -> dict:
     """One 1 s window, one thread, after warm-up: students (frontend + int8 model) vs the teachers."""
     from ..runtime import Embedder, interpreter_backend
@@ -552,11 +634,16 @@ def speed(out: Path | None = None, repeats: int = 200, log=print, command: str =
     report = {"command": command, "interpreter": interpreter_backend(), "window_s": 1.0, "threads": 1,
               "median_ms": {k: round(v, 4) for k, v in timings.items()},
               "speedup_vs_speech_embedding_plus_resemblyzer": {
-                  m: round(reference / timings[m], 1) for m in available_models()}}
+                  m: round(reference / timings[m], 1) for m in available_models()},
+              "raspberry_pi_3_estimate": pi3_estimate(timings, repeats)}
     for k, v in report["median_ms"].items():
         log(f"  {k:32s} {v:9.3f} ms")
     for m, r in report["speedup_vs_speech_embedding_plus_resemblyzer"].items():
         log(f"  {m}: {r}x cheaper than speech_embedding + resemblyzer")
+    pi = report["raspberry_pi_3_estimate"]
+    for m, e in pi["students"].items():
+        log(f"  ESTIMATE {m} on one Pi 3 core: at most {e['percent_of_one_pi3_core_at_most']}% while speech goes on "
+            f"({e['macs_per_window'] / 1e6:.1f} M MACs per window)")
     if out:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "speed.json", report)
