@@ -109,7 +109,10 @@ class Dashboard:
         history: int = 8,
         backend: str | None = None,
         sample_rate: int = SAMPLE_RATE,
+        class_counts: dict[str, int] | None = None,
     ):
+        """`class_counts` (head -> number of classes), when known up front, sizes the layout from the first
+        frame, so it does not jump when the first prediction arrives."""
         if history < 0:
             raise ValueError(f"expected history >= 0, got {history}")
         self.model_name = model_name
@@ -120,7 +123,8 @@ class Dashboard:
         self.sample_rate = sample_rate
         self._lock = threading.Lock()
         self._heads = list(heads)
-        self._class_counts: dict[str, int] = {}
+        self._class_counts: dict[str, int] = dict(class_counts or {})
+        self._scrolled_off: list[UtteranceRecord] = []  # finished utterances no longer in the history panel
         self._utterances: OrderedDict[int, UtteranceRecord] = OrderedDict()
         self._current: int | None = None  # the utterance the middle panel shows (live, or last finished)
         self._speech_from_events = False
@@ -181,8 +185,21 @@ class Dashboard:
             # Keep the current utterance plus `history` finished ones; late finals may still land in those.
             # The oldest by number goes, so a straggler for a long-gone utterance cannot push out a new one.
             while len(self._utterances) > self.history + 1:
-                del self._utterances[min(self._utterances)]
+                self._scrolled_off.append(self._utterances.pop(min(self._utterances)))
         return record
+
+    def scrolled_off_lines(self) -> list[str]:
+        """One line per utterance that left the history panel, oldest first: printed after the live view ends
+        (e.g. `listen --file` in a terminal), so no utterance's result is lost from view."""
+        with self._lock:
+            records = sorted(self._scrolled_off, key=lambda r: r.number)
+        lines = []
+        for record in records:
+            results = "  ".join(f"{head} {p.label} {p.confidence:.0%}{'' if p.final else ' (live)'}"
+                                for head, p in record.predictions.items())
+            duration = f"{record.duration:.1f}s" if record.duration is not None else "-"
+            lines.append(f"{record.number:4d}  {format_clock(record.start):>7s}  {duration:>5s}  {results or '—'}")
+        return lines
 
     # --- called from the drawing thread ---
 

@@ -10,8 +10,9 @@ case "$profile" in
   # build-essential: resemblyzer depends on the original webrtcvad, which compiles from source
   train|test) apt_packages+=(build-essential espeak-ng pulseaudio pulseaudio-utils libasound2-plugins) ;;
 esac
-# mosquitto: the MQTT sink's tests start their own broker from /usr/sbin/mosquitto on a free port
-if [ "$profile" = test ]; then apt_packages+=(mosquitto); fi
+# mosquitto: the MQTT sink's tests start their own broker from /usr/sbin/mosquitto on a free port;
+# systemd: systemd-analyze verifies the service unit in deploy/
+if [ "$profile" = test ]; then apt_packages+=(mosquitto systemd); fi
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -254,3 +254,36 @@ def test_cached_parts_draw_exactly_what_a_fresh_layout_draws(width, height):
         dashboard.update(event)
         assert draw_styled(dashboard, width, height) == draw_styled(dashboard, width, height, cached=False)
     assert draw_styled(dashboard, width - 20, height - 4) == draw_styled(dashboard, width - 20, height - 4, cached=False)
+
+
+def test_layout_does_not_jump_at_the_first_prediction():
+    """With the heads' class counts given up front (a binary mask head, three enrolled speakers), the frame
+    before any prediction has its panels where the frame after the first prediction has them; without them
+    the layout is sized by a guess and jumps."""
+    heads = ["emotion", "speaker", "mask"]
+
+    def frames(class_counts):
+        board = Dashboard("edgepara-small", heads, "mic", class_counts=class_counts)
+        board.set_stats(FakeStats(audio_seconds=1.0))
+        board.update(SpeechStart(0.5, 0))
+        before = draw(board, 80, 30)
+        board.update([Prediction(1.5, 0, "emotion", "happy", 0.6, probabilities("emotion", "happy", 0.6), False),
+                      Prediction(1.5, 0, "speaker", "bob", 0.9, {"bob": 0.9, "al": 0.05, "unknown": 0.05}, False),
+                      Prediction(1.5, 0, "mask", "none", 0.9, {"none": 0.9, "masked": 0.1}, False)])
+        return before, draw(board, 80, 30)
+
+    def borders(lines):
+        return [i for i, line in enumerate(lines) if line.startswith(("╭", "╰"))]
+
+    before, after = frames({"emotion": 8, "speaker": 3, "mask": 2})
+    assert borders(before) == borders(after)
+    before, after = frames(None)
+    assert borders(before) != borders(after), "the check above would not see a jump"
+
+
+def test_utterances_that_leave_the_history_are_kept_for_the_end():
+    board = Dashboard("edgepara-small", HEADS, "talk.flac", history=2)
+    board.update(realistic_events())  # five finished utterances and a sixth going on
+    lines = board.scrolled_off_lines()
+    assert [int(line.split()[0]) for line in lines] == [0, 1, 2]  # 3 and 4 are still in the panel
+    assert "emotion happy 80%" in lines[0] and "mask none" in lines[0]
