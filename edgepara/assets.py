@@ -31,16 +31,49 @@ def heads_dir() -> Path:
     return _asset_dir("heads")
 
 
-def atomic_write(path: Path, save) -> None:
-    """`save(tmp)` writes a temporary file beside `path` (same suffix, so numpy adds none), which then
-    replaces `path` in one step: readers see the old file or the new one, never a partial one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+def atomic_write(path: Path, save, mode: int = 0o644) -> None:
+    """The project's one way to write a file: `save(tmp)` writes a temporary file beside `path` (same suffix,
+    so numpy adds none), which is flushed to disk and then replaces `path` in one step, and the rename itself
+    is made durable. Readers see the old file or the new one, never a partial one, also after a power cut;
+    a failure (a full disk) leaves the old file as it was. `mode`: the new file's permissions."""
+    atomic_write_all([(Path(path), save)], mode)
+
+
+def atomic_write_all(outputs, mode: int = 0o644) -> None:
+    """Several files, all or nothing: outputs is [(path, save(tmp_path))]; every file is written and synced
+    beside its path first, and only then are they moved into place."""
+    staged = []
     try:
-        save(tmp)
-        os.replace(tmp, path)
+        for path, save in outputs:
+            path = Path(path)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+            os.close(fd)
+            staged.append((path, Path(tmp)))
+            save(Path(tmp))
+            os.chmod(tmp, mode)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())  # the data must be on disk before the rename makes it the file
+        for path, tmp in staged:
+            os.replace(tmp, path)
+        for directory in {path.parent for path, _ in staged}:
+            fsync_directory(directory)
     finally:
-        tmp.unlink(missing_ok=True)
+        for _, tmp in staged:
+            tmp.unlink(missing_ok=True)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Makes a rename or unlink in `directory` durable across power loss (skipped where not possible)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def sha256_file(path: Path) -> str:

@@ -148,7 +148,8 @@ def _source(args):
         # ends the command, and a read blocked inside sys.stdin's buffer would hold a lock that interpreter
         # shutdown needs (a fatal error at exit); the raw descriptor has no such lock.
         raw = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
-        return src.stdin_source(args.rate, channels=args.channels, stream=raw), f"stdin s16le {args.rate} Hz"
+        # a WAV/FLAC header on stdin overrides --rate/--channels (stdin_source looks at the first bytes)
+        return src.stdin_source(args.rate, channels=args.channels, stream=raw), "stdin"
     try:
         mic = src.MicrophoneSource(device=args.device)
     except DeviceError as err:
@@ -203,7 +204,9 @@ def cmd_listen(args) -> int:
             from .runtime import interpreter_backend
 
             board = Dashboard(pipeline.embedder.name, [h.name for h in pipeline.heads], description,
-                              backend=f"{interpreter_backend()} ({pipeline.embedder.delegate})")
+                              backend=f"{interpreter_backend()} ({pipeline.embedder.delegate})",
+                              class_counts={h.name: len(h.classes) for h in pipeline.heads
+                                            if isinstance(getattr(h, "classes", None), (list, tuple))})
             with board.live(screen=False), signals:
                 for event in stream:
                     saw_speech |= event.type == "speech_start"
@@ -212,6 +215,9 @@ def cmd_listen(args) -> int:
                     if sink:
                         sink.write(event)
                 board.set_stats(pipeline.stats)
+            earlier = board.scrolled_off_lines()
+            if earlier:  # the last frame stays on screen with the newest utterances; these came before them
+                print(f"earlier utterances ({len(earlier)}):", *earlier, sep="\n", flush=True)
         else:
             with signals:
                 for event in stream:
@@ -243,7 +249,7 @@ def _print_event(event) -> None:
 def cmd_embed(args) -> int:
     import numpy as np
 
-    from .assets import check_writable_destination
+    from .assets import atomic_write_all, check_writable_destination
     from .embed import embed_files
 
     check_writable_destination(args.out, "--out")  # before the embedding work, not after it
@@ -251,40 +257,24 @@ def cmd_embed(args) -> int:
         check_writable_destination(args.per_window, "--per-window")
     result = embed_files(args.files, model=args.model, per_window=bool(args.per_window), use_vad=not args.no_vad)
     out = Path(args.out)
-    outputs = [(out, ".tmp.npy", lambda tmp: np.save(tmp, result.embeddings))]
+    outputs = [(out, lambda tmp: np.save(tmp, result.embeddings))]
     if args.per_window:
         per_window = Path(args.per_window)
         per_window = per_window if per_window.suffix == ".npz" else per_window.with_suffix(".npz")
-        outputs.append((per_window, ".tmp.npz", lambda tmp: np.savez(
+        outputs.append((per_window, lambda tmp: np.savez(
             tmp, embedding=result.window_embeddings, file_index=result.window_file_index,
             t_start=result.window_t_start, t_end=result.window_t_end)))
-    _atomic_save_all(outputs)
+    try:  # both files or neither: a failure leaves the previous ones as they were
+        for path, _ in outputs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_all(outputs)
+    except OSError as err:
+        targets = " and ".join(str(path) for path, _ in outputs)
+        raise EdgeparaError(f"expected to write {targets}, got {err.strerror or err}") from None
     print(f"wrote {out}: {result.embeddings.shape[0]} files x {result.embeddings.shape[1]}-d ({args.model})")
     if args.per_window:
         print(f"wrote {per_window}: {len(result.window_embeddings)} windows")
     return 0
-
-
-def _atomic_save_all(outputs) -> None:
-    """outputs: (path, temporary suffix, save(tmp_path)). Every file is written beside its path first and
-    only then moved into place, so a failure leaves all the previous files as they were."""
-    staged, current = [], None
-    try:
-        for path, suffix, save in outputs:
-            current = path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            staged.append(path.with_name(path.name + suffix))
-            save(staged[-1])
-        for (path, _, _), tmp in zip(outputs, staged):
-            current = path
-            os.replace(tmp, path)
-    except OSError as err:
-        for tmp in staged:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
-        raise EdgeparaError(f"expected to write {current}, got {err.strerror or err}") from None
 
 
 def cmd_distill(args) -> int:
@@ -441,7 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--device", default=None, help="input device name or index (see `edgepara devices`)")
     listen.add_argument("--file", help="a wav/flac/ogg file instead of the microphone")
     listen.add_argument("--realtime", action="store_true", help="play --file at real-time pace")
-    listen.add_argument("--stdin", action="store_true", help="raw s16le PCM on stdin (e.g. from arecord)")
+    listen.add_argument("--stdin", action="store_true",
+                        help="audio on stdin: a WAV or FLAC stream, else raw s16le PCM at --rate/--channels (e.g. from arecord)")
     listen.add_argument("--rate", type=int, default=16000, help="sample rate of --stdin audio, Hz")
     listen.add_argument("--channels", type=int, default=1, help="channels of --stdin audio")
     listen.add_argument("--demo", action="store_true", help="replay the bundled speech clip (no microphone needed)")

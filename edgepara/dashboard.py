@@ -27,9 +27,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .types import Prediction
+from .types import SAMPLE_RATE, Prediction
 
-SAMPLE_RATE = 16_000  # past the source boundary everything is 16 kHz (DESIGN.md)
 DIMMED_LABELS = frozenset({"uncertain", "unknown"})
 HEAD_STYLES = ("magenta", "cyan", "yellow", "green", "blue", "bright_red")
 LEVEL_FLOOR_DBFS = -60.0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .assets import DEFAULT_MODEL
 from .errors import ProfileError, UsageError
 from .profiles import ProfileStore, validate_name
 
@@ -38,7 +39,7 @@ def record_microphone(seconds: float, device=None) -> np.ndarray:
     return np.concatenate(chunks)[:need] if chunks else np.zeros(0, np.int16)
 
 
-def enroll(name: str, files: list[str], seconds: float | None = None, model: str = "edgepara-small",
+def enroll(name: str, files: list[str], seconds: float | None = None, model: str = DEFAULT_MODEL,
            profiles=None, device=None):
     from .embed import embed_files
     from .runtime import Embedder

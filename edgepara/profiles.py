@@ -17,7 +17,6 @@ import math
 import os
 import shlex
 import stat
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -320,7 +319,7 @@ class ProfileStore:
                 path.unlink()
             except OSError as err:
                 raise ProfileError(f"could not remove {path}: {err.strerror or err}") from None
-            _fsync_directory(self.directory)
+            assets.fsync_directory(self.directory)
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -344,7 +343,7 @@ class ProfileStore:
         payload = json.dumps({"format": PROFILE_FORMAT, "version": PROFILE_VERSION, **asdict(profile)}, indent=1)
         data = (payload + "\n").encode("utf-8")
         try:
-            _atomic_write(path, data)
+            assets.atomic_write(path, lambda tmp: _write_file(tmp, data), mode=0o600)  # biometric: owner only
         except OSError as err:
             reason = err.strerror or str(err) or errno.errorcode.get(err.errno, "OSError")
             raise ProfileError(f"could not save speaker profile {profile.name!r} to {path}: {reason}; "
@@ -420,43 +419,12 @@ def _describe_kind(mode: int) -> str:
     return next((text for test, text in kinds if test(mode)), f"something of mode {stat.filemode(mode)}")
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)  # may write less than asked; loop until done or an OSError (ENOSPC)
-        view = view[written:]
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Temp file in the same directory + fsync + os.replace: readers see the old file or the new one,
-    never a partial one, and a failure before the replace leaves the old file untouched."""
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _write_file(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
     try:
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)  # the data must be on disk before the rename makes it the profile
-        finally:
-            os.close(fd)
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except OSError:
-            pass
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Makes a rename or unlink durable across power loss; not possible on Windows, where it is skipped."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        view = memoryview(data)
+        while view:  # os.write may write less than asked; loop until done or an OSError (ENOSPC)
+            view = view[os.write(fd, view):]
     finally:
         os.close(fd)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .assets import resolve_model
+from .assets import DEFAULT_MODEL, resolve_model
 from .errors import EdgeparaError, ModelError, UsageError
 from .frontend import FrontendConfig, OverlappingLogMel
 
@@ -114,7 +114,7 @@ def interpreter_backend() -> str:
 class Embedder:
     """int16 window -> float32 embedding, with the model checked against its card on load."""
 
-    def __init__(self, model: str | Path = "edgepara-small", threads: int = 1, edgetpu: bool = False,
+    def __init__(self, model: str | Path = DEFAULT_MODEL, threads: int = 1, edgetpu: bool = False,
                  notify=None):
         """`notify(message)` gets the one line saying why --edgetpu fell back to the CPU; without it the
         line goes to this module's logger as a warning."""

@@ -5,6 +5,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+# Past the source boundary (decoding, down-mixing, resampling) all audio is 16 kHz mono int16.
+SAMPLE_RATE = 16000
+
 
 @dataclass(frozen=True)
 class SpeechStart:

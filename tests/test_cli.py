@@ -555,3 +555,33 @@ def test_train_head_refuses_a_class_with_too_few_examples(cli, tmp_path, labelle
     r = cli("train-head", "few", "--data", data, "--out", npz, "--min-per-class", "3")
     assert_one_line_error(r, "at least 3", "quiet: 2")
     assert not npz.exists() and not npz.with_suffix(".json").exists()
+
+
+def test_file_in_a_terminal_keeps_every_utterance_in_view(tmp_path):
+    """With --file in a terminal the dashboard shows the last few utterances; those that scrolled out of its
+    history panel are printed after it, so none is lost from view. A real pseudo-terminal as stdout."""
+    import pty
+
+    clip, rate = sf.read(CLIP, dtype="int16")
+    pause = np.zeros(rate, dtype="int16")
+    talk = tmp_path / "talk.wav"
+    sf.write(talk, np.concatenate([np.concatenate([clip, pause]) for _ in range(11)]), rate)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([*CLI, "listen", "--file", talk, "--model", "edgepara-tiny"], stdout=follower,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env={**_env(tmp_path), "COLUMNS": "100", "LINES": "30"})
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the program ended
+            break
+        if not chunk:
+            break
+        out += chunk
+    assert proc.wait(timeout=TIMEOUT_S) == 0, proc.stderr.read()
+    os.close(leader)
+    text = out.decode(errors="replace")
+    earlier = text[text.index("earlier utterances ("):]
+    numbers = [int(line.split()[0]) for line in earlier.splitlines()[1:] if line.strip()[:1].isdigit()]
+    assert numbers == list(range(len(numbers))) and len(numbers) >= 2, earlier  # 11 utterances, 9 stay on screen

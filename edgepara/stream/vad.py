@@ -15,9 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import AudioError, EdgeparaError
-from ..types import SpeechEnd, SpeechStart
-
-SAMPLE_RATE = 16000
+from ..types import SAMPLE_RATE, SpeechEnd, SpeechStart
 
 
 @dataclass(frozen=True)

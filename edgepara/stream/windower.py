@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import EdgeparaError
-from ..types import SpeechEnd, SpeechStart, Window
+from ..types import SAMPLE_RATE, SpeechEnd, SpeechStart, Window
 from .vad import SpeechAudio
 
 
@@ -36,7 +36,7 @@ class Windower:
     (its tail flushed, SpeechEnd) and the rest of the speech continues as the next utterance.
     """
 
-    def __init__(self, window: int, hop: int, max_utterance_s: float | None = 10.0, sample_rate: int = 16000):
+    def __init__(self, window: int, hop: int, max_utterance_s: float | None = 10.0, sample_rate: int = SAMPLE_RATE):
         if window <= 0 or not 0 < hop <= window:
             raise EdgeparaError(f"expected window > 0 and 0 < hop <= window samples, got window={window}, hop={hop}")
         self.window, self.hop, self.sample_rate = int(window), int(hop), int(sample_rate)

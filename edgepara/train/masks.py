@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import fftconvolve, firwin2
 
-SAMPLE_RATE = 16000
+from ..types import SAMPLE_RATE
 MASK_TYPES = ("surgical", "CottonJersey2L", "CottonPlain2L", "CottonDenim2L")
 HELD_OUT_MASK = "CottonPlain2L"  # never in the mask head's training data, nor heard in distillation
 N_TAPS = 1025  # long enough to follow the 315 Hz spacing of the curve points within 1 dB
