@@ -1,40 +1,40 @@
-"""Decoding and format conversion at the source boundary: past this, audio is 16 kHz mono int16."""
+"""Decoding and format conversion at the source boundary: past this, audio is 16 kHz mono int16.
+
+Files are decoded block by block and resampled with the streaming resampler, so memory does not grow with
+a file's length, and reading a file whole is the same computation as streaming it (same samples).
+"""
 from __future__ import annotations
 
-from math import gcd
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from .errors import AudioError
+from .types import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
+__all__ = ["SAMPLE_RATE", "FILE_BLOCK_FRAMES", "to_mono_int16", "open_audio_file", "decoded_blocks",
+           "audio_file_blocks", "read_audio"]
+FILE_BLOCK_FRAMES = 16384  # frames decoded at a time: ~0.4 s at 44.1 kHz, 128 KB as float32 stereo
 
 
 def to_mono_int16(data: np.ndarray, rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Down-mix (mean of channels) and resample once; returns int16 mono at target_rate."""
+    from .stream.resample import BoundaryConverter
+
     x = np.asarray(data)
-    if x.ndim == 2:
-        x = x.mean(axis=1) if x.dtype.kind == "f" else x.astype(np.float32).mean(axis=1)
-    elif x.ndim != 1:
+    if x.ndim not in (1, 2):
         raise AudioError(f"expected mono (n,) or multichannel (n, channels) audio, got shape {x.shape}")
-    if x.dtype == np.int16 and rate == target_rate:
-        return x
-    if x.dtype.kind in "iu":
-        x = x.astype(np.float32) / float(np.iinfo(np.asarray(data).dtype).max + 1)
-    x = x.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(x)):
-        raise AudioError(f"expected finite audio samples, got {int(np.sum(~np.isfinite(x)))} NaN/inf values")
-    if rate != target_rate:
-        from scipy.signal import resample_poly
-
-        g = gcd(int(rate), target_rate)
-        x = resample_poly(x, target_rate // g, int(rate) // g).astype(np.float32)
-    return (np.clip(x, -1.0, 1.0 - 1.0 / 32768) * 32768.0).astype(np.int16)
+    converter = BoundaryConverter(int(rate), 1 if x.ndim == 1 else x.shape[1], out_rate=target_rate)
+    return np.concatenate([converter(x), converter.flush()])
 
 
-def read_audio(path: str | Path, target_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Any file soundfile can decode (wav, flac, ogg, …) -> int16 mono at target_rate."""
+def _first_line(err: Exception) -> str:
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+def open_audio_file(path: str | Path):
+    """A soundfile.SoundFile open for reading, or a one-line AudioError naming the file."""
     import soundfile as sf
 
     path = Path(path)
@@ -43,13 +43,71 @@ def read_audio(path: str | Path, target_rate: int = SAMPLE_RATE) -> np.ndarray:
     if path.is_dir():
         raise AudioError(f"expected an audio file, got a directory: {path}")
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=False)
+        sound = sf.SoundFile(str(path))
     except Exception as err:  # soundfile raises several types for undecodable input
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise AudioError(f"expected a wav/flac/ogg audio file, could not decode {path}: {reason}") from None
-    if data.size == 0:
+        raise AudioError(f"expected a wav/flac/ogg audio file, could not decode {path}: {_first_line(err)}") from None
+    if sound.frames == 0:
+        sound.close()
         raise AudioError(f"expected audio samples, got an empty file: {path}")
+    return sound
+
+
+def decoded_blocks(sound, name: str, block_frames: int = FILE_BLOCK_FRAMES,
+                   target_rate: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
+    """int16 mono blocks at target_rate from an open soundfile.SoundFile (closed when done). Only one block
+    of the file and the resampler's filter history are held at a time."""
+    from .stream.resample import BoundaryConverter
+
+    converter = BoundaryConverter(sound.samplerate, sound.channels, out_rate=target_rate)
     try:
-        return to_mono_int16(data, rate, target_rate)
-    except AudioError as err:  # name the file: in a batch, "NaN values" alone does not say which one
-        raise AudioError(f"{path}: {err}") from None
+        while True:
+            try:
+                block = sound.read(block_frames, dtype="float32", always_2d=True)
+            except Exception as err:  # a corrupt frame deep inside the file
+                raise AudioError(f"expected decodable audio, could not decode {name} after "
+                                 f"{sound.tell() / sound.samplerate:.1f} s: {_first_line(err)}") from None
+            if len(block) == 0:
+                break
+            try:
+                out = converter(block)
+            except AudioError as err:  # name the file: in a batch, "NaN values" alone does not say which one
+                raise AudioError(f"{name}: {err}") from None
+            if len(out):
+                yield out
+        tail = converter.flush()
+        if len(tail):
+            yield tail
+    finally:
+        sound.close()
+
+
+def audio_file_blocks(path: str | Path, block_frames: int = FILE_BLOCK_FRAMES,
+                      target_rate: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
+    """A file as int16 mono blocks at target_rate, decoded and resampled as it is read. The file is opened
+    (and bad files refused) here, not on the first next()."""
+    if isinstance(block_frames, bool) or not isinstance(block_frames, (int, np.integer)) or block_frames <= 0:
+        raise AudioError(f"expected a positive block size in frames, got {block_frames!r}")
+    return decoded_blocks(open_audio_file(path), str(path), int(block_frames), target_rate)
+
+
+def read_audio(path: str | Path, target_rate: int = SAMPLE_RATE, block_frames: int = FILE_BLOCK_FRAMES) -> np.ndarray:
+    """Any file soundfile can decode (wav, flac, ogg, …) -> int16 mono at target_rate, whole.
+    The same blocks as audio_file_blocks, written into one array sized from the file's frame count."""
+    blocks = audio_file_blocks(path, block_frames, target_rate)
+    sound_frames = _expected_frames(path, target_rate)
+    out = np.empty(sound_frames, np.int16)
+    filled, extra = 0, []
+    for block in blocks:
+        room = max(0, sound_frames - filled)
+        out[filled : filled + min(room, len(block))] = block[:room]
+        filled += len(block)
+        if len(block) > room:  # the header undercounted: keep the rest aside
+            extra.append(block[room:])
+    return np.concatenate([out[: min(filled, sound_frames)], *extra]) if extra or filled < sound_frames else out
+
+
+def _expected_frames(path: str | Path, target_rate: int) -> int:
+    import soundfile as sf
+
+    info = sf.info(str(path))
+    return -(-info.frames * target_rate // info.samplerate)

@@ -1,17 +1,21 @@
 """Utterance embeddings of audio files through the live path: decode/resample at the boundary, VAD,
-the same windows as the stream, the int8 student; one row per file (its speech windows averaged)."""
+the same windows as the stream, the int8 student; one row per file (its speech windows averaged).
+
+Files are streamed: each window is embedded as soon as the windower cuts it and only a running sum is kept,
+so memory is bounded by the VAD/windower state, not by the file's length."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, read_audio
+from .audio import SAMPLE_RATE, audio_file_blocks
 from .errors import NoSpeechError
-from .stream.vad import VadGate
+from .stream.vad import SpeechAudio, VadGate
 from .stream.windower import Windower, offline_windows, window_starts
-from .types import Window
+from .types import SpeechEnd, SpeechStart, Window
 
 
 @dataclass
@@ -49,6 +53,77 @@ def embed_recording(embedder, audio: np.ndarray, use_vad: bool = True) -> tuple[
     return embs.mean(axis=0).astype(np.float32), windows, embs, seconds
 
 
+@dataclass
+class StreamEmbedding:
+    """What embed_stream found in one recording: the mean embedding of its windows and, if asked, each one."""
+
+    mean: np.ndarray  # (dim,) float32
+    n_windows: int
+    speech_seconds: float
+    audio_seconds: float
+    window_embeddings: np.ndarray  # (n, dim) float32; (0, dim) unless keep_windows
+    window_t_start: np.ndarray  # (n,) float32
+    window_t_end: np.ndarray  # (n,) float32
+
+
+def _stream_windows(chunks: Iterable[np.ndarray], window: int, hop: int, use_vad: bool, counter: list):
+    """Windows (and SpeechEnd events) of a chunk stream, as recording_windows cuts them, one chunk at a time.
+    counter[0] accumulates the samples seen."""
+    if use_vad:
+        vad, windower = VadGate(), Windower(window, hop)
+        for chunk in chunks:
+            counter[0] += len(chunk)
+            for item in vad.process(chunk):
+                yield from windower.process(item)
+        for item in vad.flush():
+            yield from windower.process(item)
+        yield from windower.flush()
+        return
+    # no VAD: the whole recording is one utterance, windowed at window_starts() like offline_windows
+    windower = Windower(window, hop, max_utterance_s=None)
+    windower.process(SpeechStart(t=0.0, utterance=0))
+    for chunk in chunks:
+        windower_items = windower.process(SpeechAudio(0, counter[0] / SAMPLE_RATE, chunk))
+        counter[0] += len(chunk)
+        yield from windower_items
+    for item in windower.flush():
+        if isinstance(item, Window):  # offline_windows gives every window its full length, padded or not
+            item = Window(item.t_start, item.t_start + window / SAMPLE_RATE, item.utterance, item.samples, item.final)
+        yield item
+
+
+def embed_stream(embedder, chunks: Iterable[np.ndarray], use_vad: bool = True,
+                 keep_windows: bool = False) -> StreamEmbedding:
+    """embed_recording for a stream of 16 kHz int16 chunks, holding only the VAD/windower state and a running
+    sum (plus, with keep_windows, one embedding and two times per window)."""
+    total, count, seen = None, 0, [0]
+    speech = 0.0
+    kept, t0, t1 = [], [], []
+    for item in _stream_windows(chunks, embedder.window, embedder.hop, use_vad, seen):
+        if isinstance(item, SpeechEnd):
+            speech += item.duration
+            continue
+        if not isinstance(item, Window):
+            continue
+        emb = np.asarray(embedder.embed(item.samples), dtype=np.float32)
+        total = emb.astype(np.float64) if total is None else total + emb
+        count += 1
+        if keep_windows:
+            kept.append(emb)
+            t0.append(item.t_start)
+            t1.append(item.t_end)
+    audio_seconds = seen[0] / SAMPLE_RATE
+    if not count:
+        raise NoSpeechError(f"expected speech, found none in {audio_seconds:.1f} s of audio")
+    if not use_vad:
+        speech = audio_seconds
+    dim = len(total)
+    return StreamEmbedding(
+        mean=(total / count).astype(np.float32), n_windows=count, speech_seconds=speech, audio_seconds=audio_seconds,
+        window_embeddings=np.stack(kept).astype(np.float32) if kept else np.zeros((0, dim), np.float32),
+        window_t_start=np.array(t0, np.float32), window_t_end=np.array(t1, np.float32))
+
+
 def embed_files(files, model: str = "edgepara-small", per_window: bool = False, use_vad: bool = True,
                 embedder=None, progress: str | None = None) -> EmbedResult:
     from .runtime import Embedder
@@ -63,16 +138,16 @@ def embed_files(files, model: str = "edgepara-small", per_window: bool = False, 
         iterator = track(files, description=progress, transient=True)
     for i, path in enumerate(iterator):
         try:
-            mean, windows, embs, seconds = embed_recording(embedder, read_audio(path), use_vad)
+            found = embed_stream(embedder, audio_file_blocks(path), use_vad, keep_windows=per_window)
         except NoSpeechError as err:
             raise NoSpeechError(f"{path}: {err}") from None
-        rows.append(mean)
-        speech.append(seconds)
+        rows.append(found.mean)
+        speech.append(found.speech_seconds)
         if per_window:
-            win_rows.append(embs)
-            win_file += [i] * len(windows)
-            win_t0 += [w.t_start for w in windows]
-            win_t1 += [w.t_end for w in windows]
+            win_rows.append(found.window_embeddings)
+            win_file += [i] * found.n_windows
+            win_t0 += list(found.window_t_start)
+            win_t1 += list(found.window_t_end)
     result = EmbedResult(np.stack(rows).astype(np.float32), np.array(speech, np.float32))
     if per_window:
         result.window_embeddings = np.concatenate(win_rows).astype(np.float32)

@@ -6,6 +6,13 @@ cd "$(dirname "$0")/.."
 profile="${1:-runtime}"
 
 apt_packages=(python3-venv python3-dev libportaudio2 libsndfile1 alsa-utils)
+venv_flags=()
+# 32-bit Raspberry Pi OS: PyPI has no armv7l wheels of numpy<2, scipy or cffi, and webrtcvad compiles from
+# source; Debian's builds are used instead (checked under emulation: scripts/check-arm.sh armhf).
+if [ "$(uname -m)" = armv7l ]; then
+  apt_packages+=(python3-numpy python3-scipy python3-cffi build-essential)
+  venv_flags=(--system-site-packages)
+fi
 case "$profile" in
   # build-essential: resemblyzer depends on the original webrtcvad, which compiles from source
   train|test) apt_packages+=(build-essential espeak-ng pulseaudio pulseaudio-utils libasound2-plugins) ;;
@@ -27,7 +34,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-[ -x .venv/bin/python ] || python3 -m venv .venv
+[ -x .venv/bin/python ] || python3 -m venv "${venv_flags[@]}" .venv
 .venv/bin/pip install -q --upgrade pip
 case "$profile" in
   runtime) .venv/bin/pip install -q -e . ;;

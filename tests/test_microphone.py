@@ -6,8 +6,14 @@ libportaudio2. Skipped only when PulseAudio cannot start.
 """
 from __future__ import annotations
 
+import json
+import os
+import queue
 import shutil
+import signal
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +25,7 @@ from edgepara.audio import read_audio
 from edgepara.errors import DeviceError
 from edgepara.stream.pipeline import Pipeline
 from edgepara.stream.source import MicrophoneSource, list_input_devices
-from edgepara.types import SpeechEnd, SpeechStart
+from edgepara.types import Overflow, SpeechEnd, SpeechStart
 
 DATA = Path(__file__).parent / "data"
 SR = 16000
@@ -168,6 +174,113 @@ def test_microphone_resamples_a_48k_device_to_16k(virtual_mic):
     aligned = audio[lag : lag + len(ref)]
     corr = np.corrcoef(aligned, ref[: len(aligned)])[0, 1]
     assert corr > 0.9, f"recorded audio correlates {corr:.3f} with the clip (lag {lag / SR:.3f} s)"
+
+
+def _lines(stream) -> queue.Queue:
+    """A thread moves a child's output lines into a queue, so the test can wait with a timeout."""
+    lines: queue.Queue = queue.Queue()
+
+    def pump():
+        for line in stream:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def _next_event(lines: queue.Queue, kind: str, timeout: float) -> dict | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            return None
+        if line is None:
+            return None
+        event = json.loads(line)
+        if event["type"] == kind:
+            return event
+    return None
+
+
+def test_listen_survives_a_suspended_process(virtual_mic):
+    """`edgepara listen` stopped (SIGSTOP) for 6 s, as a suspended shell job or a board too busy to schedule it,
+    goes on hearing speech after SIGCONT instead of ending with 'device unplugged'. PulseAudio keeps what was
+    recorded meanwhile, so nothing is lost; any audio that were lost would come as an overflow event."""
+    child = subprocess.Popen([sys.executable, "-m", "edgepara.cli", "listen", "--device", "pulse", "--jsonl", "-"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    lines = _lines(child.stdout)
+    players = []
+    try:
+        players.append(play(virtual_mic["wav"]))
+        first = _next_event(lines, "speech_start", 30)
+        assert first is not None, f"listen heard no speech before the stall: {child.poll()}"
+        stop(players[-1])
+        os.kill(child.pid, signal.SIGSTOP)
+        time.sleep(6.0)
+        os.kill(child.pid, signal.SIGCONT)
+        time.sleep(1.0)
+        assert child.poll() is None, f"listen ended after the stall: {child.stderr.read().strip()}"
+        players.append(play(virtual_mic["wav"]))
+        later = _next_event(lines, "speech_start", 30)
+        assert later is not None and later["utterance"] > first["utterance"], \
+            f"no speech heard after the stall (still running: {child.poll() is None})"
+    finally:
+        for player in players:
+            stop(player)
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(5)
+    errors = child.stderr.read()
+    assert "expected audio" not in errors, errors
+
+
+def test_a_blocked_consumer_reports_the_dropped_audio(virtual_mic):
+    """The consumer thread blocked for 3 s (here: in a pipeline callback) behind a 1 s ring: about 2 s are
+    dropped, reported as an Overflow event with their count, and the stream goes on."""
+    started, blocked = time.monotonic(), []
+
+    def slow_consumer(event) -> None:
+        if not blocked and time.monotonic() - started > 1.0:
+            blocked.append(True)
+            time.sleep(3.0)
+
+    with MicrophoneSource(device="pulse", chunk_ms=30, ring_seconds=1.0) as mic:
+        assert mic.wait_until_streaming(5.0), "no audio callback from the 'pulse' device within 5 s"
+        pipeline = Pipeline(callbacks=[slow_consumer])
+        player = play(virtual_mic["wav"])  # speech, so that events (and the slow callback) happen
+        try:
+            events = list(pipeline.run(ForSeconds(mic, 9.0)))
+        finally:
+            stop(player)
+    assert blocked, f"no event reached the callback: {[type(e).__name__ for e in events]}"
+    overflows = [e for e in events if isinstance(e, Overflow)]
+    dropped = sum(e.dropped_samples for e in overflows)
+    assert overflows and 1.5 * SR <= dropped <= 2.6 * SR, (dropped / SR, overflows)
+    assert pipeline.stats.dropped_samples == dropped
+
+
+class ForSeconds:
+    """A source's chunks for a while; passes on its dropped_samples, which the pipeline turns into Overflow."""
+
+    def __init__(self, source, seconds: float):
+        self.source, self.seconds = source, seconds
+
+    @property
+    def dropped_samples(self) -> int:
+        return self.source.dropped_samples
+
+    def __iter__(self):
+        deadline = time.monotonic() + self.seconds
+        for chunk in self.source:
+            yield chunk
+            if time.monotonic() > deadline:
+                return
 
 
 def test_device_failing_mid_stream_is_a_one_line_device_error(virtual_mic):
