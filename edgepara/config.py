@@ -25,14 +25,14 @@ SECTION = "listen"
 NOT_CONFIGURABLE = {"help", "version", "config"}
 
 
-def _toml():
+def toml_parser():
     try:
         import tomllib  # Python 3.11+
     except ModuleNotFoundError:
         try:
             import tomli as tomllib  # the same parser, for Python 3.10
         except ModuleNotFoundError:
-            raise UsageError("expected the tomli package to read a config file on Python 3.10, got none: "
+            raise UsageError("expected the tomli package to read TOML on Python 3.10, got none: "
                              "pip install tomli") from None
     return tomllib
 
@@ -50,7 +50,7 @@ def read_config(path: Path) -> dict:
         raise UsageError(f"expected a TOML config file at {path}, got {'a folder' if path.is_dir() else 'no file'}")
     try:
         with open(path, "rb") as f:
-            return _toml().load(f)
+            return toml_parser().load(f)
     except OSError as err:
         raise UsageError(f"expected a readable config file at {path}, got {err.strerror or type(err).__name__}") from None
     except UnicodeDecodeError:

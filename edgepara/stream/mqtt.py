@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
+from ..config import toml_parser
 from ..errors import EdgeparaError, MissingExtraError
 from .sinks import event_to_json
 
@@ -107,18 +108,6 @@ def _redact(url) -> str:
     return f"{scheme}{sep}…@{rest.split('@', 1)[1]}" if sep and "@" in rest else text
 
 
-def _toml():
-    try:
-        import tomllib  # Python 3.11+
-    except ModuleNotFoundError:
-        try:
-            import tomli as tomllib  # the same parser, for Python 3.10
-        except ModuleNotFoundError:
-            raise EdgeparaError("expected the tomli package to read an MQTT config file on Python 3.10, got none: "
-                                "pip install tomli") from None
-    return tomllib
-
-
 CONFIG_TYPES = {"username": (str,), "password": (str,), "ca_file": (str,), "queue_size": (int,),
                 "flush_timeout_s": (int, float)}
 
@@ -136,7 +125,7 @@ def read_config(path: str | Path) -> dict:
     path = Path(path).expanduser()
     try:
         with open(path, "rb") as f:
-            document = _toml().load(f)
+            document = toml_parser().load(f)
     except OSError as err:
         raise EdgeparaError(f"expected a readable MQTT config file, got {path} "
                             f"({err.strerror or type(err).__name__})") from None
