@@ -12,7 +12,8 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from edgepara.dashboard import CpuMeter, Dashboard, label_text
+from edgepara.dashboard import CpuMeter, Dashboard
+from edgepara.dashboard_view import label_text
 from edgepara.types import Overflow, Prediction, SpeechEnd, SpeechStart
 
 HEADS = ["emotion", "speaker", "mask"]
