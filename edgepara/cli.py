@@ -211,7 +211,8 @@ def cmd_listen(args) -> int:
             board = Dashboard(pipeline.embedder.name, [h.name for h in pipeline.heads], description,
                               backend=f"{interpreter_backend()} ({pipeline.embedder.delegate})",
                               class_counts={h.name: len(h.classes) for h in pipeline.heads
-                                            if isinstance(getattr(h, "classes", None), (list, tuple))})
+                                            if isinstance(getattr(h, "classes", None), (list, tuple))},
+                              status=mqtt.status_line if mqtt else None)
             with board.live(screen=False), signals:
                 for event in stream:
                     saw_speech |= event.type == "speech_start"

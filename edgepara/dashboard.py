@@ -63,9 +63,11 @@ class Dashboard:
         backend: str | None = None,
         sample_rate: int = SAMPLE_RATE,
         class_counts: dict[str, int] | None = None,
+        status=None,
     ):
         """`class_counts` (head -> number of classes), when known up front, sizes the layout from the first
-        frame, so it does not jump when the first prediction arrives."""
+        frame, so it does not jump when the first prediction arrives. `status()`, when given, returns a short
+        line for the header at each refresh (e.g. the MQTT sink's connection and drop counts)."""
         if history < 0:
             raise ValueError(f"expected history >= 0, got {history}")
         self.model_name = model_name
@@ -88,6 +90,7 @@ class Dashboard:
         self._stats = None
         self._cpu = CpuMeter()
         self._panels = PanelCache()
+        self._status = status
 
     # --- called from the processing loop: keep cheap ---
 
@@ -179,6 +182,7 @@ class Dashboard:
             history=self.history,
             figures=figures,
             panels=self._panels,
+            status=self._status() if self._status else None,
         )
 
     def _figures(self, cpu_percent: float | None) -> PipelineFigures:

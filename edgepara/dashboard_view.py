@@ -85,6 +85,7 @@ class DashboardView:
     history: int
     figures: PipelineFigures
     panels: "PanelCache | None" = None  # the dashboard's: parts that did not change are not laid out again
+    status: str | None = None  # a sink's line for the header (MQTT), if any
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width = options.max_width
@@ -138,6 +139,8 @@ class DashboardView:
             title.append(f" ({self.backend})", "cyan")
         title.append("  heads ", "dim")
         title.append(", ".join(self.heads) or "none")
+        if self.status:
+            title.append("  " + self.status, "bold red" if " dropped " in f" {self.status} " else "dim")
         # The source is named in the input panel's title, where it has the width to itself.
         title.no_wrap, title.overflow = True, "ellipsis"
         return Padding(title, (0, 0), style="on grey15", expand=True)

@@ -288,3 +288,13 @@ def test_utterances_that_leave_the_history_are_kept_for_the_end():
     lines = board.scrolled_off_lines()
     assert [int(line.split()[0]) for line in lines] == [0, 1, 2]  # 3 and 4 are still in the panel
     assert "emotion happy 80%" in lines[0] and "mask none" in lines[0]
+
+
+def test_a_sinks_status_line_shows_in_the_header_and_losses_stand_out():
+    status = {"line": "MQTT connected · queued 0"}
+    board = Dashboard("edgepara-small", HEADS, "mic", status=lambda: status["line"])
+    board.set_stats(FakeStats())
+    assert "MQTT connected · queued 0" in draw(board, 160, 40)[0]
+    status["line"] = "MQTT reconnecting · queued 12 · dropped 3"
+    assert "MQTT reconnecting · queued 12 · dropped 3" in draw(board, 160, 40)[0]
+    assert "1;31" in draw_styled(board, 160, 40).splitlines()[0]  # bold red once something was dropped

@@ -295,11 +295,13 @@ def test_full_queue_drops_the_oldest_finals_and_counts_them(broker):
         sink(final(0))
         wait_until(lambda: sink.stats.queued == 0, what="the first final to be acknowledged")
         assert len(sub.take(1)) == 1
+        assert sink.status_line() == "MQTT connected · queued 0"  # what the dashboard's header shows
         broker.stop()
         wait_until(lambda: not sink.connected, what="the sink to notice the broker is gone")
         for n in range(1, 9):  # 8 finals into a queue of 3: the 5 oldest go
             sink(final(n))
         assert sink.dropped == 5 and sink.stats.dropped == 5
+        assert sink.status_line() == "MQTT reconnecting · queued 3 · dropped 5"
         assert any("dropped" in n for n in notices), notices  # said at once (then at most every 2 s)
         broker.start()
         got = [json.loads(p)["t"] for _, p in sub.take(3)]

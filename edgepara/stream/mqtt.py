@@ -302,6 +302,16 @@ class MqttSink:
             queued = len(self._queue) + len(self._in_flight)
         return MqttStats(self._connected, queued, self.dropped, self.live_skipped, self.reconnects)
 
+    def status_line(self) -> str:
+        """One short line for a dashboard: connection, queue, and losses when there are any."""
+        s = self.stats
+        parts = [f"MQTT {'connected' if s.connected else 'reconnecting'}", f"queued {s.queued}"]
+        if s.dropped:
+            parts.append(f"dropped {s.dropped}")
+        if s.live_skipped:
+            parts.append(f"live skipped {s.live_skipped}")
+        return " · ".join(parts)
+
     def write(self, event) -> None:
         """Queue one event for publishing; never blocks on the network."""
         durable = not (event.type == "prediction" and not event.final)
