@@ -72,14 +72,19 @@ def _describe_heads(model: str, model_card: dict) -> str:
 
 
 def cmd_devices(args) -> int:
-    from .stream.source import list_input_devices
+    from .stream.microphone import list_input_devices, list_server_sources
 
-    devices = list_input_devices()
+    devices, sources = list_input_devices(), list_server_sources()
     if not devices:
         raise EdgeparaError("expected at least one audio input device, found none (plug in a microphone, "
                             "or use `edgepara listen --demo` / `--file PATH`)")
+    print("input devices (--device INDEX or part of the name):")
     for d in devices:
         print(d)
+    if sources:  # PulseAudio/PipeWire: every source the server offers, through its "pulse" device
+        print("\nsound server sources (--device pulse:NAME):")
+        for source in sources:
+            print(f"     {source}")
     return 0
 
 
@@ -434,7 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--config", metavar="FILE",
                         help="TOML file of listen options under [listen] (default: $XDG_CONFIG_HOME/edgepara/"
                              "config.toml if it exists); options on the command line override it")
-    listen.add_argument("--device", default=None, help="input device name or index (see `edgepara devices`)")
+    listen.add_argument("--device", default=None,
+                        help="input device: index, part of its name, or pulse:SOURCE (see `edgepara devices`)")
     listen.add_argument("--file", help="a wav/flac/ogg file instead of the microphone")
     listen.add_argument("--realtime", action="store_true", help="play --file at real-time pace")
     listen.add_argument("--stdin", action="store_true",

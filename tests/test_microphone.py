@@ -283,6 +283,39 @@ class ForSeconds:
                 return
 
 
+def test_a_sound_server_source_is_listed_and_picked_by_name(virtual_mic, tmp_path):
+    """`edgepara devices` lists the server's sources; `listen --device pulse:NAME` records from that source,
+    not the default one: speech plays into a second null sink while the default source stays silent."""
+    other = "edgepara_test_other"
+    loaded = pactl("load-module", "module-null-sink", f"sink_name={other}", "rate=16000", "channels=1")
+    assert loaded.returncode == 0, loaded.stderr
+    try:
+        devices = subprocess.run([sys.executable, "-m", "edgepara.cli", "devices"], capture_output=True, text=True,
+                                 timeout=30)
+        assert devices.returncode == 0, devices.stderr
+        assert f"pulse:{other}.monitor" in devices.stdout and "monitor of an output" in devices.stdout
+
+        listen = subprocess.Popen([sys.executable, "-m", "edgepara.cli", "listen", "--device", f"pulse:{other}.monitor",
+                                   "--jsonl", "-", "--model", "edgepara-tiny"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        time.sleep(3)  # model loaded and the stream running
+        player = subprocess.Popen(["paplay", f"--device={other}", str(virtual_mic["wav"])],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        player.wait(30)
+        time.sleep(1.5)
+        listen.send_signal(signal.SIGINT)
+        out, err = listen.communicate(timeout=30)
+        events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        assert any(e["type"] == "speech_start" for e in events), err
+        assert any(e["type"] == "prediction" and e["final"] for e in events), err
+
+        bad = subprocess.run([sys.executable, "-m", "edgepara.cli", "listen", "--device", "pulse:no_such_source",
+                              "--jsonl", "-"], capture_output=True, text=True, timeout=30)
+        assert bad.returncode == 1 and "no_such_source" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    finally:
+        pactl("unload-module", loaded.stdout.strip())
+
+
 def test_device_failing_mid_stream_is_a_one_line_device_error(virtual_mic):
     """Runs last: it stops the server (only one this module started) while a stream is open."""
     server = virtual_mic["server"]

@@ -8,6 +8,7 @@ or when no audio arrives for stall_timeout_s of time in which this process was r
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -78,6 +79,55 @@ def _default_input_index(sd) -> int | None:
     except Exception:  # no host API / no default: treated as "no default input"
         return None
     return index if index >= 0 else None
+
+
+SERVER_PREFIX = "pulse:"  # --device pulse:NAME picks a PulseAudio/PipeWire source by its name
+
+
+@dataclass(frozen=True)
+class ServerSource:
+    """A source of the PulseAudio (or PipeWire-pulse) sound server: what `pactl list sources` shows."""
+
+    name: str
+    description: str
+    is_monitor: bool  # the sound going to an output, not a microphone
+
+    def __str__(self) -> str:
+        kind = "  (monitor of an output)" if self.is_monitor else ""
+        return f"{SERVER_PREFIX}{self.name}  [{self.description}]{kind}"
+
+
+def list_server_sources() -> list[ServerSource]:
+    """The sound server's sources, by asking it with pactl; empty when there is no pactl or no server."""
+    import json
+    import shutil
+    import subprocess
+
+    if shutil.which("pactl") is None:
+        return []
+    try:
+        r = subprocess.run(["pactl", "--format=json", "list", "sources"], capture_output=True, text=True,
+                           timeout=5)
+        sources = json.loads(r.stdout) if r.returncode == 0 else []
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return []
+    def is_monitor(source: dict) -> bool:  # pactl 16 names the monitored sink in "monitor_source"
+        properties = source.get("properties") if isinstance(source.get("properties"), dict) else {}
+        return properties.get("device.class") == "monitor" or source.get("monitor_source") not in (None, "", "n/a")
+
+    return [ServerSource(str(s.get("name", "")), str(s.get("description", "")), is_monitor(s))
+            for s in sources if isinstance(s, dict) and s.get("name")]
+
+
+def _server_source(device: str) -> str:
+    """`pulse:NAME` -> NAME, checked against the server's sources; the PortAudio device named "pulse" then
+    records from it (libpulse reads PULSE_SOURCE when the stream connects)."""
+    name = device[len(SERVER_PREFIX):]
+    sources = list_server_sources()
+    if name not in {s.name for s in sources}:
+        listed = ", ".join(s.name for s in sources[:8]) or "none (no PulseAudio/PipeWire server, or no pactl)"
+        raise DeviceError(f"expected a sound server source among {listed}; got {name!r} (see `edgepara devices`)")
+    return name
 
 
 def _describe(devices: list[InputDevice]) -> str:
@@ -187,6 +237,11 @@ class MicrophoneSource:
             raise DeviceError(f"expected positive timeouts, got start_timeout_s={start_timeout_s!r}, "
                               f"stall_timeout_s={stall_timeout_s!r}")
         sd = self._sd = _sounddevice()
+        self.server_source = None
+        if isinstance(device, str) and device.startswith(SERVER_PREFIX):
+            self.server_source = _server_source(device)
+            os.environ["PULSE_SOURCE"] = self.server_source  # read by libpulse when the "pulse" device opens
+            device = "pulse"
         try:
             self.device = _find_input_device(sd, device)
         except DeviceError:
@@ -216,7 +271,8 @@ class MicrophoneSource:
     @property
     def description(self) -> str:
         resampled = "" if self.device_rate == SAMPLE_RATE else f", resampled to {SAMPLE_RATE} Hz"
-        return f"{self.device.name!r} (device {self.device.index}, {self.device_rate} Hz{resampled})"
+        source = f" source {self.server_source!r}" if self.server_source else ""
+        return f"{self.device.name!r}{source} (device {self.device.index}, {self.device_rate} Hz{resampled})"
 
     @property
     def dropped_samples(self) -> int:
