@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -130,6 +131,24 @@ def _server_source(device: str) -> str:
     return name
 
 
+@contextmanager
+def _pulse_source(name: str | None) -> Iterator[None]:
+    """PULSE_SOURCE=name while a stream opens (libpulse reads it when the "pulse" device connects), then as it
+    was, so a later stream on plain "pulse" records from the server's default source again."""
+    if name is None:
+        yield
+        return
+    previous = os.environ.get("PULSE_SOURCE")
+    os.environ["PULSE_SOURCE"] = name
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PULSE_SOURCE", None)
+        else:
+            os.environ["PULSE_SOURCE"] = previous
+
+
 def _describe(devices: list[InputDevice]) -> str:
     listed = ", ".join(f"{d.index}: {d.name!r}" for d in devices[:8])
     return listed + (f", … ({len(devices)} in all)" if len(devices) > 8 else "")
@@ -240,7 +259,6 @@ class MicrophoneSource:
         self.server_source = None
         if isinstance(device, str) and device.startswith(SERVER_PREFIX):
             self.server_source = _server_source(device)
-            os.environ["PULSE_SOURCE"] = self.server_source  # read by libpulse when the "pulse" device opens
             device = "pulse"
         try:
             self.device = _find_input_device(sd, device)
@@ -317,11 +335,12 @@ class MicrophoneSource:
         self._closing, self._failure = False, None
         self._gaps = ArrivalGaps(self.device_rate)
         try:
-            self._stream = self._sd.InputStream(
-                device=self.device.index, samplerate=self.device_rate, channels=self.channels, dtype="int16",
-                callback=self._callback, finished_callback=self._finished)
-            _open_streams += 1
-            self._stream.start()
+            with _pulse_source(self.server_source):
+                self._stream = self._sd.InputStream(
+                    device=self.device.index, samplerate=self.device_rate, channels=self.channels, dtype="int16",
+                    callback=self._callback, finished_callback=self._finished)
+                _open_streams += 1
+                self._stream.start()
         except Exception as err:  # PortAudioError: keep its internals out of the message
             self.close()
             raise DeviceError(f"expected to open {self.device.name!r} at {self.device_rate} Hz, got "
