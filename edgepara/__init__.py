@@ -14,7 +14,7 @@ __all__ = [
 
 _LAZY = {
     "Pipeline": "edgepara.stream.pipeline",
-    "EventStream": "edgepara.stream.pipeline",
+    "EventStream": "edgepara.stream.events",
     "PipelineStats": "edgepara.stream.pipeline",
     "Embedder": "edgepara.runtime",
     "ProbeHead": "edgepara.heads",

@@ -16,13 +16,13 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from types import SimpleNamespace
 
 from rich.console import Console, RenderableType
 from rich.live import Live
 
 from .dashboard_view import DashboardView, PanelCache, PipelineFigures, UtteranceRecord, format_clock
-from .types import SAMPLE_RATE
+from .stream.pipeline import PipelineStats
+from .types import SAMPLE_RATE, Event, Overflow, Prediction, SpeechEnd, SpeechStart, event_from_dict
 
 # ----------------------------------------------------------------------------------------------- state
 
@@ -94,33 +94,33 @@ class Dashboard:
 
     # --- called from the processing loop: keep cheap ---
 
-    def update(self, events: Iterable | object) -> None:
-        """Fold pipeline events into the state. Unknown event types are ignored; dicts as written by the
-        JSONL sink (with a "type" key) are accepted too, so a log can be replayed."""
-        if isinstance(events, dict) or (not isinstance(events, (list, tuple)) and hasattr(events, "type")):
-            events = [events]
+    def update(self, events: Iterable[Event | dict] | Event | dict) -> None:
+        """Fold pipeline events into the state. Dicts as written by the JSONL sink are read with
+        `event_from_dict`, so a log can be replayed; anything else that is not an event is ignored."""
+        if isinstance(events, dict | str | Event) or not isinstance(events, Iterable):
+            events = [events]  # one event (or one thing to ignore)
         with self._lock:
             for event in events:
-                self._fold(_as_event(event))
+                if isinstance(event, dict):
+                    event = event_from_dict(event)
+                if isinstance(event, Event):
+                    self._fold(event)
 
-    def set_stats(self, stats) -> None:
-        """Latest `Pipeline.stats` (any object with its attributes; missing ones fall back to events)."""
+    def set_stats(self, stats: PipelineStats | None) -> None:
+        """Latest `Pipeline.stats`; without them (e.g. replaying a log) the figures come from the events."""
         with self._lock:
             self._stats = stats
 
-    def _fold(self, event) -> None:
-        kind = getattr(event, "type", None)
-        t = getattr(event, "t", None)
-        if isinstance(t, (int, float)):
-            self._latest_t = max(self._latest_t, float(t))
-        if kind == "speech_start":
+    def _fold(self, event: Event) -> None:
+        self._latest_t = max(self._latest_t, float(event.t))
+        if isinstance(event, SpeechStart):
             self._record(event.utterance, event.t)
             self._current = event.utterance
             self._speech_from_events = True
-        elif kind == "speech_end":
+        elif isinstance(event, SpeechEnd):
             self._record(event.utterance, event.t - event.duration).duration = event.duration
             self._speech_from_events = False
-        elif kind == "prediction":
+        elif isinstance(event, Prediction):
             record = self._record(event.utterance, event.t)
             record.predictions[event.head] = event
             if event.head not in self._heads:
@@ -130,7 +130,7 @@ class Dashboard:
                 self._latencies.append(float(event.latency_ms))
             if self._current is None or event.utterance > self._current:
                 self._current = event.utterance
-        elif kind == "overflow":
+        elif isinstance(event, Overflow):
             self._overflows += 1
             self._dropped_from_events += int(event.dropped_samples)
 
@@ -187,22 +187,29 @@ class Dashboard:
 
     def _figures(self, cpu_percent: float | None) -> PipelineFigures:
         stats = self._stats
-        latencies = list(self._latencies)
-        last_latency = getattr(stats, "last_latency_ms", None) or (latencies[-1] if latencies else None)
-        median_latency = getattr(stats, "median_latency_ms", None) or (
-            statistics.median(latencies) if latencies else None)
-        dropped_samples = getattr(stats, "dropped_samples", None)
-        if dropped_samples is None:
-            dropped_samples = self._dropped_from_events
+        if stats is None:  # replaying events: what they carry
+            latencies = list(self._latencies)
+            return PipelineFigures(
+                level_dbfs=None,
+                vad_active=self._speech_from_events,
+                last_latency_ms=latencies[-1] if latencies else None,
+                median_latency_ms=statistics.median(latencies) if latencies else None,
+                dropped_seconds=self._dropped_from_events / self.sample_rate,
+                overflows=self._overflows,
+                audio_seconds=self._latest_t,
+                windows=None,
+                cpu_percent=cpu_percent,
+            )
+        embedded = stats.windows_embedded > 0
         return PipelineFigures(
-            level_dbfs=getattr(stats, "level_dbfs", None),
-            vad_active=bool(getattr(stats, "vad_active", self._speech_from_events)),
-            last_latency_ms=last_latency,
-            median_latency_ms=median_latency,
-            dropped_seconds=dropped_samples / self.sample_rate,
+            level_dbfs=stats.level_dbfs,
+            vad_active=stats.vad_active,
+            last_latency_ms=stats.last_latency_ms if embedded else None,
+            median_latency_ms=stats.median_latency_ms if embedded else None,
+            dropped_seconds=stats.dropped_samples / self.sample_rate,
             overflows=self._overflows,
-            audio_seconds=max(getattr(stats, "audio_seconds", 0.0) or 0.0, self._latest_t),
-            windows=getattr(stats, "windows", getattr(stats, "windows_embedded", None)),
+            audio_seconds=stats.audio_seconds,
+            windows=stats.windows_embedded,
             cpu_percent=cpu_percent,
         )
 
@@ -219,11 +226,4 @@ class Dashboard:
             transient=False,
         ):
             yield self
-
-
-def _as_event(event):
-    if isinstance(event, dict):
-        return SimpleNamespace(**event)
-    return event
-
 

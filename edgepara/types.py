@@ -1,7 +1,7 @@
 """Events flowing out of the pipeline. Times are stream seconds from the first sample."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -70,3 +70,16 @@ Event = SpeechStart | SpeechEnd | Prediction | Overflow
 def event_to_dict(event) -> dict:
     d = asdict(event)
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+_EVENT_TYPES = {cls.type: cls for cls in (SpeechStart, SpeechEnd, Prediction, Overflow)}
+
+
+def event_from_dict(d: dict) -> Event | None:
+    """The event a JSONL (or MQTT) line describes, as written by `event_to_dict`; None for a line of another
+    type (e.g. a future event kind), so a log can be replayed by code that knows only these."""
+    cls = _EVENT_TYPES.get(d.get("type"))
+    if cls is None:
+        return None
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in names})

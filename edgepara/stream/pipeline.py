@@ -7,7 +7,6 @@ of events for `for` and `async for` (`events`).
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import statistics
 import threading
@@ -21,6 +20,7 @@ import numpy as np
 
 from ..errors import EdgeparaError
 from ..types import Event, Overflow, SpeechEnd, SpeechStart, Window
+from .events import Channel, End, EventStream
 from .sinks import OutputClosedError
 from .smoother import ScoredWindow, Smoother
 from .vad import SAMPLE_RATE, VadGate, check_chunk
@@ -29,7 +29,6 @@ from .windower import Windower
 SILENCE_DBFS = -120.0
 DEFAULT_STOP_TIMEOUT_S = 5.0
 DEFAULT_MAX_QUEUE = 256
-_POLL_S = 0.1  # how often a waiting thread looks again at stop requests and abandoned consumers
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +126,7 @@ class _Run:
     ended: bool = False  # the run is over (closing events sent, the channel told); a new one may start
     thread: threading.Thread | None = None
     error: BaseException | None = None
-    channel: "_Channel | None" = None
+    channel: "Channel | None" = None
 
 
 class Pipeline:
@@ -352,7 +351,7 @@ class Pipeline:
         stopping early."""
         if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
             raise EdgeparaError(f"expected max_queue as a positive number of events, got {max_queue!r}")
-        channel = _Channel(max_queue)
+        channel = Channel(max_queue)
         run = self._start(source, close_source, channel=channel)
         return EventStream(self, run, channel, stop_timeout)
 
@@ -376,7 +375,7 @@ class Pipeline:
             raise EdgeparaError(f"expected {what}() while no background run is active, got one running: "
                                 f"call stop() first")
 
-    def _begin(self, close_source: bool, channel: "_Channel | None" = None) -> _Run:
+    def _begin(self, close_source: bool, channel: "Channel | None" = None) -> _Run:
         with self._lock:
             if self._run is not None and not self._run.ended:
                 raise EdgeparaError("expected one source at a time, got a second while a run is active: "
@@ -395,7 +394,7 @@ class Pipeline:
         finally:
             self._end(run)
 
-    def _start(self, source, close_source: bool, channel: "_Channel | None") -> _Run:
+    def _start(self, source, close_source: bool, channel: "Channel | None") -> _Run:
         run = self._begin(close_source, channel)
         run.thread = threading.Thread(target=self._work, args=(run, source), name="edgepara-pipeline",
                                       daemon=True)  # daemon: a source blocked in read() must not hang exit
@@ -466,7 +465,7 @@ class Pipeline:
             run.ended = True
             run.finished = True
         if run.channel is not None:
-            run.channel.put(_End(run.error))
+            run.channel.put(End(run.error))
 
     def _raise_error(self, run: _Run) -> None:
         if run.error is not None:
@@ -551,206 +550,3 @@ def _close(source, iterator) -> None:
     close = getattr(source, "close", None)
     if callable(close):
         close()
-
-
-# --- handing events from the background thread to one consumer ----------------------------------------------
-
-@dataclass(frozen=True)
-class _End:
-    error: BaseException | None
-
-
-class _Channel:
-    """A bounded queue from the pipeline's thread to one consumer (a thread or an asyncio loop).
-
-    The producer waits while it is full, except once a stop is under way: the closing events must never wait
-    for a consumer that may itself be the one stopping (the queue may then exceed its bound by those few)."""
-
-    def __init__(self, max_items: int):
-        self.max_items = max_items
-        self.items: deque = deque()
-        self.cond = threading.Condition()
-        self.gone = threading.Event()  # the consumer stopped listening: drop everything
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.wakeup: asyncio.Event | None = None
-
-    def put(self, item, stop: threading.Event | None = None) -> None:
-        """Append `item`; while the queue is full, wait unless `stop` is set (or becomes set)."""
-        with self.cond:
-            while stop is not None and not stop.is_set() and len(self.items) >= self.max_items \
-                    and not self.gone.is_set():
-                self.cond.wait(_POLL_S)
-            if self.gone.is_set():
-                return
-            self.items.append(item)
-            self.cond.notify_all()
-        loop, wakeup = self.loop, self.wakeup  # read after the append: see EventStream.__anext__
-        if loop is not None and wakeup is not None:
-            try:
-                loop.call_soon_threadsafe(wakeup.set)
-            except RuntimeError:  # the loop is closed: nobody will read
-                self.gone.set()
-
-    def take(self, timeout: float) -> Any:
-        """The next item, or _EMPTY after waiting up to `timeout` seconds (0: no wait)."""
-        with self.cond:
-            if not self.items and timeout > 0:
-                self.cond.wait(timeout)
-            if not self.items:
-                return _EMPTY
-            item = self.items.popleft()
-            self.cond.notify_all()
-            return item
-
-    def abandon(self) -> None:
-        self.gone.set()
-        with self.cond:
-            self.items.clear()
-            self.cond.notify_all()
-
-
-_EMPTY = object()
-
-
-class EventStream:
-    """The events of one background run, for ``async for`` or ``for`` (made by Pipeline.events).
-
-    Ends after the run's closing events (the open utterance's SpeechEnd and final predictions); an exception
-    that ended the run (e.g. DeviceError) is raised after them. To end early:
-
-    - ``stream.request_stop()`` (non-blocking; fine in a signal handler or callback): keep iterating to get the
-      closing events, then the iteration ends. If the source gives no chunk within `stop_timeout` seconds
-      after the request, the consumer closes the utterance itself.
-    - ``stream.stop()`` / ``await stream.aclose()`` / leaving ``with`` or ``async with``: stop and drop
-      whatever the consumer has not read (callbacks still get every event).
-    - breaking out of the loop and dropping the stream: the run is asked to stop (the callbacks get the
-      closing events); use ``async with`` / ``with`` to make this explicit.
-
-    A KeyboardInterrupt while a plain ``for`` waits for the next event requests a stop: the closing events
-    still come, then KeyboardInterrupt is raised again.
-    """
-
-    def __init__(self, pipeline: Pipeline, run: _Run, channel: _Channel, stop_timeout: float):
-        self._pipeline, self._run, self._channel = pipeline, run, channel
-        self._stop_timeout = float(stop_timeout)
-        self._done = False
-        self._interrupted: BaseException | None = None
-
-    # --- stopping -----------------------------------------------------------------------------------------
-
-    def request_stop(self) -> None:
-        """Ask the run to end; the closing events still arrive through this stream. Never blocks."""
-        run = self._run
-        if not run.stop.is_set():
-            run.stop_requested_at = time.monotonic()
-            run.stop.set()
-
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop the run, wait for it (up to `timeout`, default this stream's stop_timeout) and drop what was
-        not read. Never raises the run's error (iterate to the end to get it)."""
-        self._channel.abandon()
-        self.request_stop()
-        self._done = True
-        thread = self._run.thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(self._stop_timeout if timeout is None else timeout)
-            if thread.is_alive():
-                self._pipeline._finish_here(self._run)
-
-    close = stop
-
-    async def aclose(self) -> None:
-        """`stop()` without blocking the event loop."""
-        await asyncio.get_running_loop().run_in_executor(None, self.stop)
-
-    def __del__(self) -> None:
-        # Dropped without being read to the end (e.g. `break`): let the run close and end on its own.
-        try:
-            if not self._done:
-                self._channel.abandon()
-                self.request_stop()
-        except Exception:  # during interpreter shutdown anything may already be gone
-            pass
-
-    # --- plain iteration ----------------------------------------------------------------------------------
-
-    def __enter__(self) -> "EventStream":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def __iter__(self) -> "EventStream":
-        return self
-
-    def __next__(self) -> Event:
-        while not self._done:
-            try:
-                item = self._channel.take(_POLL_S)
-            except KeyboardInterrupt as interrupt:
-                self._interrupted = interrupt
-                self.request_stop()
-                continue
-            if item is _EMPTY:
-                self._close_if_stalled()
-                continue
-            return self._deliver(item, StopIteration)
-        raise StopIteration
-
-    # --- async iteration ----------------------------------------------------------------------------------
-
-    async def __aenter__(self) -> "EventStream":
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.aclose()
-
-    def __aiter__(self) -> "EventStream":
-        return self
-
-    async def __anext__(self) -> Event:
-        channel = self._channel
-        if channel.loop is None:
-            # Registered before the first take: an item put after it finds the loop and wakes us.
-            channel.wakeup = asyncio.Event()
-            channel.loop = asyncio.get_running_loop()
-        try:
-            while not self._done:
-                item = channel.take(0)
-                if item is _EMPTY:
-                    channel.wakeup.clear()
-                    item = channel.take(0)  # put between the first take and clear() set the event too early
-                if item is not _EMPTY:
-                    return self._deliver(item, StopAsyncIteration)
-                self._close_if_stalled()
-                try:
-                    await asyncio.wait_for(channel.wakeup.wait(), _POLL_S)
-                except asyncio.TimeoutError:
-                    pass
-        except asyncio.CancelledError:
-            self._channel.abandon()
-            self.request_stop()
-            self._done = True
-            raise
-        raise StopAsyncIteration
-
-    # --- shared -------------------------------------------------------------------------------------------
-
-    def _deliver(self, item, stop_iteration: type[Exception]) -> Event:
-        if not isinstance(item, _End):
-            return item
-        self._done = True
-        if self._interrupted is not None:
-            raise self._interrupted
-        if item.error is not None:
-            raise item.error
-        raise stop_iteration
-
-    def _close_if_stalled(self) -> None:
-        """A stop was requested but the source has not given a chunk since: close the utterance here."""
-        requested = self._run.stop_requested_at
-        if requested is not None and not self._run.ended \
-                and time.monotonic() - requested > self._stop_timeout:
-            self._pipeline._finish_here(self._run)
-
-
