@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shlex
 import sys
@@ -291,11 +292,20 @@ def cmd_embed(args) -> int:
 def cmd_distill(args) -> int:
     distill = _train_module("distill")
     sizes = tuple(s.strip() for s in args.sizes.split(","))
+    if args.workers < 1:
+        raise UsageError(f"expected --workers >= 1, got {args.workers}")
     cfg = distill.DistillConfig(sizes=sizes, epochs=args.epochs, seed=args.seed, corrupt_share=args.corrupt_share,
                                 limit_clips=args.limit_clips, workers=args.workers,
-                                losses=tuple(x.strip() for x in args.losses.split(",")))
-    distill.distill(cfg, Path(args.cache), Path(args.out), Path(args.runs), data_root=args.data_root,
+                                losses=tuple(x.strip() for x in args.losses.split(",")),
+                                data=args.data, ray=args.ray, label_only=args.label_only)
+    cache = args.cache
+    if cache is None:  # each --data gets its own cache, so it never meets the shared corpora's targets
+        cache = "cache/targets-v2" if not args.data else \
+            f"cache/targets-{hashlib.sha1(str(Path(args.data).resolve()).encode()).hexdigest()[:10]}"
+    distill.distill(cfg, Path(cache), Path(args.out), Path(args.runs), data_root=args.data_root,
                     command=_command_line())
+    if args.label_only:
+        print(f"teacher targets in {cache}; train from them with the same command without --label-only")
     return 0
 
 
@@ -311,6 +321,14 @@ def cmd_bench(args) -> int:
 
         bench_stream(model=args.model, heads=args.head, out=Path(args.out),
                      seconds=args.seconds, data_root=args.data_root, command=_command_line())
+        return 0
+    if args.what == "labelling":
+        counts = tuple(int(x) for x in args.workers.split(",")) if args.workers else (1, 2)
+        if not counts or min(counts) < 1:
+            raise UsageError(f"expected --workers as positive counts like 1,2, got {args.workers}")
+        _train_module("bench_labelling").labelling(Path(args.out), data_root=args.data_root, address=args.ray, worker_counts=counts,
+                  n_clips=args.clips, data=args.data, command=_command_line())
+        print((Path(args.out) / "labelling.json").read_text())
         return 0
     bench = _train_module("bench")
     if args.what == "quality":
@@ -495,15 +513,26 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--losses", default="whisper,resemblyzer,gram,speaker_id,emotion",
                          help="any of whisper, resemblyzer, gram, speaker_id, emotion (ablations drop some)")
     distill.add_argument("--limit-clips", type=int, default=None, help="use only the first N recordings (smoke tests)")
-    distill.add_argument("--workers", type=int, default=2, help="teacher labelling processes")
-    distill.add_argument("--cache", default="cache/targets-v2", help="teacher targets (resumable)")
+    distill.add_argument("--workers", type=int, default=2,
+                         help="teacher labelling processes, or with --ray teacher actors (each 1 CPU, 2 GiB)")
+    distill.add_argument("--data", default=None, metavar="DIR|CSV",
+                         help="distil from this audio (a folder, searched recursively, or a CSV manifest with a path "
+                              "column) instead of the shared corpora; --data-root still gives the noise, rooms, "
+                              "mask curves and check windows")
+    distill.add_argument("--ray", default=None, metavar="ADDRESS",
+                         help="label on a Ray cluster ([scale] extra): its address, or 'auto' for the one on this "
+                              "machine (a local one is started when none runs)")
+    distill.add_argument("--label-only", action="store_true",
+                         help="stop once the teacher targets are cached (train later, from the same cache)")
+    distill.add_argument("--cache", default=None,
+                         help="teacher targets, resumable (default: cache/targets-v2, or cache/targets-HASH for --data)")
     distill.add_argument("--out", default="models", help="folder for NAME.tflite and NAME.json")
     distill.add_argument("--runs", default="runs", help="folder for training logs")
     distill.add_argument("--data-root", default=None, help="training data folder (default: ../shared/data)")
     distill.set_defaults(fn=cmd_distill)
 
     bench = sub.add_parser("bench", help="quality, speed and streaming benchmarks")
-    bench.add_argument("what", choices=("quality", "speed", "stream"), help="which benchmark")
+    bench.add_argument("what", choices=("quality", "speed", "stream", "labelling"), help="which benchmark")
     bench.add_argument("--out", default="bench", help="folder for the reports (default: bench/)")
     bench.add_argument("--cache", default="cache/bench", help="folder for cached embeddings")
     bench.add_argument("--runs", default="runs", help="folder of distill runs")
@@ -514,6 +543,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--profile", action="store_true",
                        help="bench stream: cost per stage on one thread, start-up time and peak RSS of listen")
     bench.add_argument("--ablation", default=None, help="bench quality: a folder of distill runs with other --losses")
+    bench.add_argument("--ray", default="auto", help="bench labelling: Ray cluster address (default: auto)")
+    bench.add_argument("--workers", default=None, help="bench labelling: teacher actor counts (default: 1,2)")
+    bench.add_argument("--clips", type=int, default=200, help="bench labelling: clips to label (default: 200)")
+    bench.add_argument("--data", default=None, metavar="DIR|CSV",
+                       help="bench labelling: audio to label (default: the shared corpora's training audio)")
     bench.set_defaults(fn=cmd_bench)
 
     write_heads = sub.add_parser("write-heads", help="train every model's shipped heads (emotion, mask, mask type) "

@@ -64,6 +64,48 @@ def distillation_utterances(root: Path, sets: tuple[str, ...] = DISTILLATION_SET
     return [u for s in sets for u in load_manifest(s, root) if u.split == "train"]
 
 
+# What soundfile (libsndfile) decodes; Opus inside Ogg included.
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
+
+
+def user_utterances(spec: str | os.PathLike) -> list[Utterance]:
+    """Any audio to distil from (`distill --data`): a folder, searched recursively for audio files (a file's
+    speaker is its folder, relative to the top), or a CSV manifest with a `path` column (relative to the
+    manifest's folder or absolute) and optional `speaker`, `label` (an emotion, used where it is one of the
+    eight) and `duration_s` columns. Durations not given are read from the file headers (0 if unreadable:
+    such a file is skipped and listed at labelling time)."""
+    import soundfile as sf
+
+    spec = Path(spec)
+    if spec.is_dir():
+        files = sorted(p for p in spec.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+        rows = [{"path": p, "speaker": spec.name if p.parent == spec else p.parent.relative_to(spec).as_posix()}
+                for p in files]
+    elif spec.is_file() and spec.suffix.lower() == ".csv":
+        with open(spec, newline="") as f:
+            reader = csv.DictReader(f)
+            if "path" not in (reader.fieldnames or []):
+                raise EdgeparaError(f"expected a 'path' column in {spec}, got {', '.join(reader.fieldnames or []) or 'none'}")
+            rows = [{**r, "path": spec.parent / r["path"]} for r in reader if r.get("path")]
+    else:
+        raise EdgeparaError(f"expected --data to be a folder of audio files or a .csv manifest, got {spec}")
+    if not rows:
+        raise EdgeparaError(f"expected audio files ({', '.join(AUDIO_SUFFIXES)}) in {spec}, got none")
+    utterances = []
+    for row in rows:
+        duration = row.get("duration_s")
+        if not duration:
+            try:
+                info = sf.info(str(row["path"]))
+                duration = info.frames / info.samplerate
+            except Exception:  # undecodable: labelling skips and lists it
+                duration = 0.0
+        speaker = row.get("speaker") or row["path"].parent.name
+        utterances.append(Utterance("user", Path(row["path"]), row.get("label") or "", speaker, "train",
+                                    float(duration)))
+    return utterances
+
+
 def _held_out(paths: list[Path], part: str) -> list[Path]:
     """Every third file (sorted) is kept for the robustness benchmark and never heard in training."""
     if part not in ("train", "eval"):

@@ -12,7 +12,8 @@ import numpy as np
 from ..errors import EdgeparaError
 from ..frontend import LogMel
 from .augment import Corruptor
-from .data import data_root as find_data_root, distillation_utterances, load_manifest, noise_paths, room_paths
+from .data import (Utterance, data_root as find_data_root, distillation_utterances, load_manifest, noise_paths,
+                   room_paths, user_utterances)
 from .export import convert_int8, write_json, write_model
 from .masks import HELD_OUT_MASK, MASK_TYPES
 from .student import SIZES, StudentConfig, build_backbone, build_trainer, count_params
@@ -45,7 +46,10 @@ class DistillConfig:
     losses: tuple[str, ...] = LOSSES
     corrupt_share: float = 0.5  # share of windows the student hears corrupted in each epoch
     limit_clips: int | None = None  # tests: a handful of clips
-    workers: int = 2
+    workers: int = 2  # teacher labelling processes (or Ray actors)
+    data: str | None = None  # a folder or CSV manifest of audio to distil from, instead of the shared corpora
+    ray: str | None = None  # a Ray cluster address (or "auto") for teacher labelling
+    label_only: bool = False  # stop once the teacher targets are cached (e.g. label on a cluster, train elsewhere)
 
     def __post_init__(self):
         # checked before hours of teacher labelling, not after
@@ -81,11 +85,11 @@ def standardise(raw: dict, losses: tuple[str, ...]) -> dict:
     return out
 
 
-def class_labels(raw: dict, root: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """(speaker index per window, speaker names, RAVDESS emotion index per window or -1)."""
+def class_labels(raw: dict, labelled: list[Utterance]) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """(speaker index per window, speaker names, emotion index per window or -1), the emotions from the
+    `labelled` recordings whose label is one of EMOTIONS."""
     speakers, speaker_idx = np.unique(raw["speaker"], return_inverse=True)
-    emotion_of = {str(u.path): EMOTIONS.index(u.label) for u in load_manifest("ravdess", root)
-                  if u.split == "train" and u.label in EMOTIONS}
+    emotion_of = {str(u.path): EMOTIONS.index(u.label) for u in labelled if u.label in EMOTIONS}
     emotion = np.array([emotion_of.get(c.rsplit("@", 1)[0], -1) for c in raw["clip"]], np.int32)
     return speaker_idx.astype(np.int32), speakers.tolist(), emotion
 
@@ -200,18 +204,23 @@ def model_card(cfg: StudentConfig, dc: DistillConfig, backbone, n_windows: int, 
                        "gram": "temporal Gram-matrix MSE vs Whisper frames (STaR)",
                        "speaker_id": f"softmax over {speakers} training speakers on the unit-normalised speaker "
                                      "part (scaled by 16)",
-                       "emotion": "softmax over RAVDESS's 8 emotions, actors 1-16 only (other windows unlabelled)"}[k]
+                       "emotion": "softmax over RAVDESS's 8 emotions, actors 1-16 only (other windows unlabelled)"
+                                  if not dc.data else "softmax over 8 emotions, on the --data recordings labelled "
+                                                      "with one (other windows unlabelled)"}[k]
                    for k in dc.losses},
         "training_data": {
             "windows": int(n_windows), "sources": sources, "speakers": speakers,
             "excluded": "RAVDESS actors 17-24, FSDD val/test takes, speechocean762 and emospeech_in val/test "
-                        "speakers, all of EmoDB (evaluation speakers)",
+                        "speakers, all of EmoDB (evaluation speakers)" if not dc.data else
+                        f"nothing: every recording of --data {dc.data}",
             "augmentation": f"masked copies of {int(MASKED_SHARE * 100)} % of recordings (surgical, jersey, denim; "
                             f"{HELD_OUT_MASK} never), labelled from the masked audio; each window has one corrupted "
                             "version (real room, real noise at 0-20 dB SNR, gain, Opus; drawn once, two thirds of "
                             f"rirs_real/noise_real), heard instead of the clean window in {int(dc.corrupt_share * 100)} % "
                             "of the epochs at random, always with the clean audio's targets"},
-        "license": "CC BY-NC-SA 4.0 (trained on RAVDESS, emospeech_in and Suba audio; non-commercial use only)",
+        "license": "CC BY-NC-SA 4.0 (trained on RAVDESS, emospeech_in and Suba audio; non-commercial use only)"
+                   if not dc.data else f"that of the audio in {dc.data}, and CC BY-NC for the augmentation (see "
+                                       "data_licenses)",
         "data_licenses": [LICENSES[s] for s in sources + ["noise_real", "rirs_real"] if s in LICENSES],
         "training": {"epochs": dc.epochs or cfg.epochs, "batch_size": dc.batch_size, "seed": dc.seed, "seconds": round(train_s),
                      "final_losses": final_losses},
@@ -223,13 +232,25 @@ def model_card(cfg: StudentConfig, dc: DistillConfig, backbone, n_windows: int, 
 def distill(dc: DistillConfig, cache: Path, models_out: Path, runs: Path, data_root=None, log=print,
             command: str = "") -> list[dict]:
     root = find_data_root(data_root)
-    clips = build_clips(distillation_utterances(root), dc.data_seed, MASK_TYPES)
+    utterances = user_utterances(dc.data) if dc.data else distillation_utterances(root)
+    clips = build_clips(utterances, dc.data_seed, MASK_TYPES)
     if dc.limit_clips:
         clips = clips[: dc.limit_clips]
     log(f"teacher targets for {len(clips)} recordings -> {cache} (progress in {cache / 'progress.log'})")
-    raw = load_targets(extract_targets(clips, cache, root, dc.data_seed, workers=dc.workers, log=log))
+    durations = {str(u.path): u.duration_s for u in utterances}
+    if dc.ray:
+        from .ray_labelling import extract_targets_ray
+
+        shards = extract_targets_ray(clips, cache, root, dc.data_seed, dc.ray, dc.workers, log, durations)
+    else:
+        shards = extract_targets(clips, cache, root, dc.data_seed, workers=dc.workers, log=log, durations=durations)
+    if dc.label_only:
+        return []
+    raw = load_targets(shards)
     targets = standardise(raw, dc.losses)
-    speaker_idx, speakers, emotion = class_labels(raw, root)
+    # the shared corpora: RAVDESS's emotions only (other sets' labels are not acted emotions); --data: any
+    speaker_idx, speakers, emotion = class_labels(raw, utterances if dc.data else
+                                                  [u for u in utterances if u.dataset == "ravdess"])
     targets["speaker_id"], targets["emotion"] = speaker_idx, emotion
     sources = sorted(set(raw["source"].tolist()))
     log(f"{len(raw['audio'])} windows from {', '.join(sources)}; {len(speakers)} speakers")

@@ -9,6 +9,10 @@ added later, at training time, with targets from the clean audio (see augment.py
 
 Windows are written in shards (npz) under the cache directory; a shard that exists is never recomputed,
 so an interrupted run resumes where it stopped. Progress, throughput and ETA go to `progress.log` there.
+A recording that cannot be decoded or holds no speech is skipped, counted, and listed in `skipped.log`.
+
+The stages (decode -> augment -> teachers -> shard) are plain functions, so the same code runs here in a
+process pool and as Ray Data stages (`ray_labelling.py`); both write the same shards.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ import numpy as np
 
 from ..assets import atomic_write
 from ..errors import EdgeparaError
-from ..audio import read_audio
+from ..audio import audio_file_blocks
 from ..embed import recording_windows
 from .data import Utterance
 from .masks import HELD_OUT_MASK, apply_mask, curves_path, load_curves
@@ -66,14 +70,36 @@ def build_clips(utterances: list[Utterance], seed: int, masks: tuple[str, ...]) 
     return clips + masked
 
 
-def render(clip: Clip, curves: dict, seed: int) -> np.ndarray:
-    audio = read_audio(clip.path)
-    start = int(clip.start_s * 16000)
-    audio = audio[start : start + MAX_SECONDS * 16000]
-    if clip.mask:
-        key = int(hashlib.sha1(f"{seed}|{clip.path}|{clip.start_s}|{clip.mask}".encode()).hexdigest()[:8], 16)
-        audio = apply_mask(audio, *curves[clip.mask], rng=np.random.default_rng(key), n_taps=257)
-    return audio
+def decode(clip: Clip) -> np.ndarray:
+    """The clip's audio (int16, 16 kHz mono): at most MAX_SECONDS from its start, decoded in blocks so a
+    long recording is never held whole (the same samples as the whole file's read, sliced)."""
+    start, end = int(round(clip.start_s * 16000)), int(round(clip.start_s * 16000)) + MAX_SECONDS * 16000
+    parts, position = [], 0
+    for block in audio_file_blocks(clip.path):
+        lo, hi = max(start - position, 0), min(end - position, len(block))
+        if hi > lo:
+            parts.append(block[lo:hi])
+        position += len(block)
+        if position >= end:
+            break
+    return np.concatenate(parts) if parts else np.zeros(0, np.int16)
+
+
+def augment(audio: np.ndarray, clip: Clip, curves: dict, seed: int) -> np.ndarray:
+    """The clip's mask, if any (its random draw is a function of the clip, so any worker makes the same)."""
+    if not clip.mask:
+        return audio
+    key = int(hashlib.sha1(f"{seed}|{clip.path}|{clip.start_s}|{clip.mask}".encode()).hexdigest()[:8], 16)
+    return apply_mask(audio, *curves[clip.mask], rng=np.random.default_rng(key), n_taps=257)
+
+
+def clip_name(clip: Clip) -> str:
+    return f"{clip.path}@{clip.start_s:g}"
+
+
+def clip_seconds(clip: Clip, duration_s: float) -> float:
+    """Seconds of audio in one clip of a recording lasting duration_s (0 when the duration is unknown)."""
+    return float(min(MAX_SECONDS, max(duration_s - clip.start_s, 0.0)))
 
 
 class Labeller:
@@ -112,65 +138,161 @@ class Labeller:
         return out
 
 
-def _label_shard(args) -> str:
-    shard_path, clips, data_root, seed = args
-    labeller = _label_shard.labeller = getattr(_label_shard, "labeller", None) or Labeller()
-    curves = load_curves(str(curves_path(data_root)))
-    parts, meta = [], {"source": [], "speaker": [], "mask": [], "clip": []}
-    for clip in clips:
-        targets = labeller.label(render(clip, curves, seed))
+def decode_or_reason(clip: Clip) -> tuple[np.ndarray | None, str | None]:
+    """(audio, None), or (None, why) for a clip that cannot be decoded or is empty."""
+    try:
+        audio = decode(clip)
+    except EdgeparaError as err:
+        return None, f"undecodable: {err}"
+    return (audio, None) if len(audio) else (None, "no audio")
+
+
+def label_clip(labeller: "Labeller", clip: Clip, curves: dict, seed: int) -> tuple[dict | None, str | None]:
+    """(targets, None) for a clip with speech; (None, reason) for one that is undecodable or holds none."""
+    audio, reason = decode_or_reason(clip)
+    if audio is None:
+        return None, reason
+    targets = labeller.label(augment(audio, clip, curves, seed))
+    return (targets, None) if targets is not None else (None, "no speech")
+
+
+def shard_arrays(clips: list[Clip], results: list[tuple[dict | None, str | None]]) -> dict[str, np.ndarray]:
+    """One shard's arrays from its clips' results, in clip order: every window's targets and metadata, and
+    `skipped` (one "clip<TAB>mask<TAB>reason" per clip without targets)."""
+    parts, skipped = [], []
+    meta = {"source": [], "speaker": [], "mask": [], "clip": []}
+    for clip, (targets, reason) in zip(clips, results):
         if targets is None:
+            skipped.append(f"{clip_name(clip)}\t{clip.mask or 'none'}\t{reason}")
             continue
         n = len(targets["audio"])
         parts.append(targets)
         meta["source"] += [clip.source] * n
         meta["speaker"] += [clip.speaker] * n
         meta["mask"] += [clip.mask or "none"] * n
-        meta["clip"] += [f"{clip.path}@{clip.start_s:g}"] * n
+        meta["clip"] += [clip_name(clip)] * n
     arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
     arrays.update({k: np.array(v) for k, v in meta.items()})
+    arrays["skipped"] = np.array(skipped, dtype=str)
+    return arrays
+
+
+def write_shard(shard_path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic_write(shard_path, lambda tmp: np.savez(tmp, **arrays))  # a shard appears whole or not at all
+    skipped = arrays["skipped"]
+    if len(skipped):
+        with open(shard_path.parent / "skipped.log", "a") as f:
+            f.writelines(f"{shard_path.name}\t{line}\n" for line in skipped)
+
+
+def _label_shard(args) -> str:
+    shard_path, clips, data_root, seed = args
+    labeller = _label_shard.labeller = getattr(_label_shard, "labeller", None) or Labeller()
+    curves = load_curves(str(curves_path(data_root)))
+    write_shard(shard_path, shard_arrays(clips, [label_clip(labeller, c, curves, seed) for c in clips]))
     return shard_path.name
 
 
-def extract_targets(clips: list[Clip], cache: Path, data_root: Path, seed: int, workers: int = 1,
-                    log=print) -> list[Path]:
-    """Label every clip's windows with all teachers; returns the shard files (resumes from the cache)."""
+@dataclass
+class ShardPlan:
+    """The cache's shards for a list of clips, and which of them are still to be labelled."""
+
+    cache: Path
+    clips: list[Clip]
+    shards: list[Path]
+    todo: list[int]  # shard indices without a file yet
+    size: int = SHARD  # clips per shard
+
+    def shard_of(self, index: int) -> int:
+        return index // self.size
+
+    def indices_of(self, shard: int) -> range:
+        return range(shard * self.size, min((shard + 1) * self.size, len(self.clips)))
+
+    def clips_of(self, shard: int) -> list[Clip]:
+        return self.clips[shard * self.size : (shard + 1) * self.size]
+
+
+def plan_shards(clips: list[Clip], cache: Path, seed: int, size: int = SHARD) -> ShardPlan:
+    """Check that the cache holds (or will hold) exactly these clips' targets in shards of `size` clips, and
+    list what is left."""
     cache.mkdir(parents=True, exist_ok=True)
     manifest = cache / "clips.json"
     fingerprint = hashlib.sha1(json.dumps([asdict(c) for c in clips] + [list(WHISPER_LAYERS), list(GRAM_LAYER)]).encode()).hexdigest()
-    if manifest.exists() and json.loads(manifest.read_text())["fingerprint"] != fingerprint:
-        raise EdgeparaError(f"expected the cache {cache} to hold targets of these recordings and teachers, got "
-                            "another run's; use another --cache or delete it")
-    manifest.write_text(json.dumps({"fingerprint": fingerprint, "n_clips": len(clips), "seed": seed}))
-    shards = [cache / f"shard_{i:04d}.npz" for i in range((len(clips) + SHARD - 1) // SHARD)]
-    todo = [(p, clips[i * SHARD : (i + 1) * SHARD], data_root, seed) for i, p in enumerate(shards) if not p.exists()]
-    progress_log = cache / "progress.log"
+    if manifest.exists():
+        earlier = json.loads(manifest.read_text())
+        if earlier["fingerprint"] != fingerprint or earlier.get("shard_size", SHARD) != size:
+            raise EdgeparaError(f"expected the cache {cache} to hold targets of these recordings and teachers, got "
+                                "another run's; use another --cache or delete it")
+    manifest.write_text(json.dumps({"fingerprint": fingerprint, "n_clips": len(clips), "seed": seed,
+                                    "shard_size": size}))
+    shards = [cache / f"shard_{i:04d}.npz" for i in range((len(clips) + size - 1) // size)]
+    return ShardPlan(cache, clips, shards, [i for i, p in enumerate(shards) if not p.exists()], size)
 
-    def report(done: int, t0: float, fresh: int):
-        rate = fresh / max(time.time() - t0, 1e-6)
-        eta = (len(shards) - done) / rate if rate > 0 else float("nan")
-        line = (f"{time.strftime('%H:%M:%S')} shards {done}/{len(shards)} "
-                f"({rate * 60:.2f}/min, ETA {eta / 60:.1f} min)")
-        log(line)
-        with open(progress_log, "a") as f:
+
+class Progress:
+    """Clips done of all, throughput (clips and audio seconds per second) and ETA, to the log and to
+    `progress.log` in the cache. Audio seconds come from the manifests' durations (0 where unknown)."""
+
+    def __init__(self, plan: ShardPlan, durations: dict[str, float], log=print, every_s: float = 0.0):
+        self.plan, self.log, self.every_s = plan, log, every_s
+        self.seconds = [clip_seconds(c, durations.get(c.path, 0.0)) for c in plan.clips]
+        self.done = len(plan.clips) - sum(len(plan.clips_of(i)) for i in plan.todo)
+        self.fresh, self.fresh_s = 0, 0.0
+        self.t0 = self._last = time.time()
+
+    def add(self, indices: range | list[int], force: bool = False) -> None:
+        """Clips (by index) just labelled; reports at most every `every_s` seconds unless forced."""
+        self.done += len(indices)
+        self.fresh += len(indices)
+        self.fresh_s += sum(self.seconds[i] for i in indices)
+        if force or time.time() - self._last >= self.every_s:
+            self.report()
+
+    def report(self) -> None:
+        self._last = time.time()
+        elapsed = max(self._last - self.t0, 1e-6)
+        rate = self.fresh / elapsed
+        eta = (len(self.plan.clips) - self.done) / rate if rate > 0 else float("nan")
+        line = (f"{time.strftime('%H:%M:%S')} clips {self.done}/{len(self.plan.clips)} "
+                f"({rate:.2f} clips/s, {self.fresh_s / elapsed:.1f} audio s/s, ETA {eta / 60:.1f} min)")
+        self.log(line)
+        with open(self.plan.cache / "progress.log", "a") as f:
             f.write(line + "\n")
 
-    done, t0 = len(shards) - len(todo), time.time()
-    report(done, t0, 0)
-    if todo:
-        if workers <= 1:
-            for i, _ in enumerate(map(_label_shard, todo), 1):
-                report(done + i, t0, i)
-        else:
-            with mp.get_context("spawn").Pool(workers) as pool:  # torch does not like fork
-                for i, _ in enumerate(pool.imap_unordered(_label_shard, todo), 1):
-                    report(done + i, t0, i)
-    return shards
+
+def extract_targets(clips: list[Clip], cache: Path, data_root: Path, seed: int, workers: int = 1,
+                    log=print, durations: dict[str, float] | None = None, shard_size: int = SHARD) -> list[Path]:
+    """Label every clip's windows with all teachers; returns the shard files (resumes from the cache)."""
+    plan = plan_shards(clips, cache, seed, shard_size)
+    progress = Progress(plan, durations or {}, log)
+    progress.report()
+    todo = [(plan.shards[i], plan.clips_of(i), data_root, seed) for i in plan.todo]
+    shard_of = {plan.shards[i].name: i for i in plan.todo}
+    if workers <= 1 or len(todo) <= 1:
+        for name in map(_label_shard, todo):
+            progress.add(plan.indices_of(shard_of[name]), force=True)
+    elif todo:
+        with mp.get_context("spawn").Pool(workers) as pool:  # torch does not like fork
+            for name in pool.imap_unordered(_label_shard, todo):
+                progress.add(plan.indices_of(shard_of[name]), force=True)
+    report_skipped(plan.shards, log)
+    return plan.shards
+
+
+def report_skipped(shards: list[Path], log=print) -> int:
+    """Count (and name the log of) the clips skipped in every shard, this run's and earlier ones'."""
+    skipped = 0
+    for path in shards:
+        with np.load(path) as shard:
+            skipped += len(shard["skipped"]) if "skipped" in shard.files else 0
+    if skipped:
+        log(f"{skipped} recordings skipped (undecodable or no speech): listed in {shards[0].parent / 'skipped.log'}")
+    return skipped
 
 
 def load_targets(shards: list[Path]) -> dict[str, np.ndarray]:
-    parts = [dict(np.load(p)) for p in shards]
+    parts = [{k: v for k, v in np.load(p).items() if k != "skipped"} for p in shards]
     parts = [p for p in parts if "audio" in p]  # a shard whose clips held no speech is empty
     if not parts:
         raise EdgeparaError(f"expected speech in the training recordings, got none in {len(shards)} shards")
