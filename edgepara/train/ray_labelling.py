@@ -29,6 +29,7 @@ from .targets import SHARD, Clip, Progress, ShardPlan, augment, decode_or_reason
 # Ray's memory resource per teacher actor, so a node only takes as many as fit. Measured: one actor's peak
 # RSS labelling the shared corpora is about 1.1 GB (`edgepara bench labelling`); the rest is headroom.
 LABELLER_MEMORY_BYTES = 2 * 1024**3
+CLIPS_PER_BLOCK = 4
 
 
 def connect(address: str, log=print):
@@ -150,13 +151,14 @@ def _run(ray, plan: ShardPlan, data_root: Path, seed: int, workers: int, progres
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     context.execution_options.preserve_order = True  # shards complete one after another: bounded driver memory
     rows = [_clip_row(i, plan.clips[i]) for shard in plan.todo for i in plan.indices_of(shard)]
-    # one block per clip: a clip is seconds of teacher work, and results then reach the driver as they finish
-    dataset = (ray.data.from_items(rows, override_num_blocks=len(rows))
-               # decoding and masks are light beside the teachers: a fraction of a CPU each, so they still run
-               # when the actors hold every CPU
-               .map(decode_row, num_cpus=0.1)
-               .map(augment_row, fn_kwargs={"data_root": str(data_root), "seed": seed}, num_cpus=0.1)
-               .map_batches(TeacherActor, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
+    # Small blocks: a clip is a second or so of teacher work, so results reach the driver as they finish.
+    # Decoding and masks are light beside the teachers: they take no CPU slot (the actors may hold all of them)
+    # and at most two tasks per actor run at once.
+    dataset = (ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // CLIPS_PER_BLOCK))
+               .map(decode_row, num_cpus=0, compute=ray.data.TaskPoolStrategy(size=2 * workers))
+               .map(augment_row, fn_kwargs={"data_root": str(data_root), "seed": seed}, num_cpus=0,
+                    compute=ray.data.TaskPoolStrategy(size=2 * workers))
+               .map_batches(TeacherActor, batch_size=CLIPS_PER_BLOCK, compute=ray.data.ActorPoolStrategy(size=workers),
                             num_cpus=1, memory=LABELLER_MEMORY_BYTES))
     pending: dict[int, dict[int, tuple]] = {}
     peak_mb, t0, first = 0.0, time.time(), None
