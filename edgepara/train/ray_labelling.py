@@ -27,7 +27,8 @@ from .targets import SHARD, Clip, Progress, ShardPlan, augment, decode_or_reason
     shard_arrays, write_shard
 
 # Ray's memory resource per teacher actor, so a node only takes as many as fit. Measured: one actor's peak
-# RSS labelling the shared corpora is about 1.1 GB (`edgepara bench labelling`); the rest is headroom.
+# RSS labelling the shared corpora is about 0.9 GB (`edgepara bench labelling`, bench/labelling.json); the rest is
+# headroom for long recordings (30 s pieces).
 LABELLER_MEMORY_BYTES = 2 * 1024**3
 CLIPS_PER_BLOCK = 4
 
