@@ -415,6 +415,8 @@ def record_in_model_cards(report: dict) -> None:
         if flt is not None:
             card["metrics"]["quality_float"] = flt
         card["metrics"]["retention_vs_teachers_concat"] = report["retention"].get(f"{model} int8")
+        if report.get("seeds", {}).get(model):  # the shipped configuration over seeds (float), mean and sd
+            card["metrics"]["seeds_float"] = report["seeds"][model]
         if model in ("edgepara-small", "edgepara-tiny"):
             card["metrics"]["targets"] = against_targets(model, report["results"])
         card["metrics"]["quality_command"] = report["command"]
