@@ -54,6 +54,16 @@ def connect(address: str, log=print):
     return ray
 
 
+def check_room(resources: dict, workers: int) -> None:
+    """Refuse more teacher actors than the cluster can hold (Ray Data would wait for them forever)."""
+    cpus, memory = resources.get("CPU", 0), resources.get("memory", 0)
+    fits = int(min(cpus, memory // LABELLER_MEMORY_BYTES))
+    if workers > fits:
+        raise EdgeparaError(f"expected --workers to fit the cluster (each teacher actor takes 1 CPU and "
+                            f"{LABELLER_MEMORY_BYTES / 1024**3:g} GiB), got {workers} for {cpus:g} CPUs and "
+                            f"{memory / 1024**3:.1f} GiB: at most {fits}")
+
+
 def _answers(address: str, timeout_s: float = 5.0) -> bool:
     """Whether something listens at HOST:PORT (a ray:// client address included)."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
@@ -130,6 +140,7 @@ def extract_targets_ray(clips: list[Clip], cache: Path, data_root: Path, seed: i
     LABELLER_MEMORY_BYTES of Ray memory), decode and augmentation as tasks beside them. `stats`, when given,
     receives the run's figures (seconds to the first clip, peak RSS of one actor)."""
     ray = connect(address, log)
+    check_room(ray.cluster_resources(), workers)
     plan = plan_shards(clips, cache, seed, shard_size)
     progress = Progress(plan, durations or {}, log, every_s=10.0)
     progress.report()

@@ -1,4 +1,5 @@
-"""`distill --data DIR|manifest.csv`: which files become training recordings, with which speaker and label."""
+"""What `distill --data DIR|manifest.csv` takes (which files, with which speaker and label), and what a Ray run asks
+of the cluster."""
 import shutil
 from pathlib import Path
 
@@ -51,3 +52,13 @@ def test_a_manifest_gives_paths_speakers_and_emotion_labels(tmp_path):
 def test_unusable_data_is_one_line(tmp_path, make, expected):
     with pytest.raises(EdgeparaError, match=expected):
         user_utterances(make(tmp_path))
+
+
+def test_more_teacher_actors_than_the_cluster_holds_is_refused():
+    from edgepara.train.ray_labelling import check_room
+
+    check_room({"CPU": 2.0, "memory": 8 * 1024**3}, 2)
+    with pytest.raises(EdgeparaError, match="got 3 for 2 CPUs and 8.0 GiB: at most 2"):
+        check_room({"CPU": 2.0, "memory": 8 * 1024**3}, 3)
+    with pytest.raises(EdgeparaError, match="at most 1"):
+        check_room({"CPU": 16.0, "memory": 3 * 1024**3}, 2)
