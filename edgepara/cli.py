@@ -326,8 +326,9 @@ def cmd_bench(args) -> int:
         counts = tuple(int(x) for x in args.workers.split(",")) if args.workers else (1, 2)
         if not counts or min(counts) < 1:
             raise UsageError(f"expected --workers as positive counts like 1,2, got {args.workers}")
-        _train_module("bench_labelling").labelling(Path(args.out), data_root=args.data_root, address=args.ray, worker_counts=counts,
-                  n_clips=args.clips, data=args.data, command=_command_line())
+        _train_module("bench_labelling").labelling(Path(args.out), data_root=args.data_root, address=args.ray,
+                                                   worker_counts=counts, n_clips=args.clips, data=args.data,
+                                                   command=_command_line())
         print((Path(args.out) / "labelling.json").read_text())
         return 0
     bench = _train_module("bench")
