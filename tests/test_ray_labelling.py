@@ -96,7 +96,7 @@ def test_ray_labelling_equals_the_single_machine_path(tmp_path, cluster, data_ro
 
     # the bad files were counted, listed and skipped; every good one has windows
     for out in (on_ray, here):
-        assert "recordings skipped (undecodable or no speech)" in out.stdout + out.stderr
+        assert "clips skipped (undecodable or no speech)" in out.stdout + out.stderr
     skipped = (tmp_path / "ray" / "skipped.log").read_text()
     assert "broken.wav@0\tnone\tundecodable" in skipped and "silent.flac@0\tnone\tno speech" in skipped
     clips = {c.split("@")[0] for shard in shards_of(tmp_path / "ray").values() for c in shard["clip"]}

@@ -76,7 +76,7 @@ def user_utterances(spec: str | os.PathLike) -> list[Utterance]:
     such a file is skipped and listed at labelling time)."""
     import soundfile as sf
 
-    spec = Path(spec)
+    spec = Path(spec).resolve()  # absolute: Ray workers do not share the driver's working folder
     if spec.is_dir():
         files = sorted(p for p in spec.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
         rows = [{"path": p, "speaker": spec.name if p.parent == spec else p.parent.relative_to(spec).as_posix()}

@@ -139,6 +139,10 @@ def extract_targets_ray(clips: list[Clip], cache: Path, data_root: Path, seed: i
     """`targets.extract_targets` on a Ray cluster: `workers` teacher actors (each 1 CPU and
     LABELLER_MEMORY_BYTES of Ray memory), decode and augmentation as tasks beside them. `stats`, when given,
     receives the run's figures (seconds to the first clip, peak RSS of one actor)."""
+    relative = [c.path for c in clips if not Path(c.path).is_absolute()]
+    if relative:  # Ray workers open files from the folder their node was started in, not the driver's
+        raise EdgeparaError(f"expected absolute audio paths for a Ray run, got {len(relative)} relative ones "
+                            f"(e.g. {relative[0]}): give --data and --data-root as absolute paths")
     ray = connect(address, log)
     check_room(ray.cluster_resources(), workers)
     plan = plan_shards(clips, cache, seed, shard_size)
@@ -168,16 +172,19 @@ def _run(ray, plan: ShardPlan, data_root: Path, seed: int, workers: int, progres
     # and at most two tasks per actor run at once.
     dataset = (ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // CLIPS_PER_BLOCK))
                .map(decode_row, num_cpus=0, compute=ray.data.TaskPoolStrategy(size=2 * workers))
-               .map(augment_row, fn_kwargs={"data_root": str(data_root), "seed": seed}, num_cpus=0,
+               .map(augment_row, fn_kwargs={"data_root": str(Path(data_root).resolve()), "seed": seed}, num_cpus=0,
                     compute=ray.data.TaskPoolStrategy(size=2 * workers))
                .map_batches(TeacherActor, batch_size=CLIPS_PER_BLOCK, compute=ray.data.ActorPoolStrategy(size=workers),
                             num_cpus=1, memory=LABELLER_MEMORY_BYTES))
     pending: dict[int, dict[int, tuple]] = {}
+    written: set[int] = set()
     peak_mb, t0, first = 0.0, time.time(), None
     for row in dataset.iter_rows():
         index = int(row["index"])
         shard = plan.shard_of(index)
         first = first if first is not None else time.time() - t0
+        if shard in written:  # a retried batch delivered again after its shard was written
+            continue
         results = pending.setdefault(shard, {})
         if index in results:  # a retried batch delivered twice: keep the first
             continue
@@ -188,6 +195,7 @@ def _run(ray, plan: ShardPlan, data_root: Path, seed: int, workers: int, progres
         if len(results) == len(indices):
             write_shard(plan.shards[shard], shard_arrays(plan.clips_of(shard), [results[i] for i in indices]))
             del pending[shard]
+            written.add(shard)
     if pending:
         raise EdgeparaError(f"expected every clip back from Ray, got {sum(map(len, pending.values()))} of "
                             f"shards {sorted(pending)} incomplete")

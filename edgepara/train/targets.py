@@ -287,7 +287,7 @@ def report_skipped(shards: list[Path], log=print) -> int:
         with np.load(path) as shard:
             skipped += len(shard["skipped"]) if "skipped" in shard.files else 0
     if skipped:
-        log(f"{skipped} recordings skipped (undecodable or no speech): listed in {shards[0].parent / 'skipped.log'}")
+        log(f"{skipped} clips skipped (undecodable or no speech): listed in {shards[0].parent / 'skipped.log'}")
     return skipped
 
 
