@@ -11,7 +11,6 @@ index, so a retried clip is never counted or written twice.
 """
 from __future__ import annotations
 
-import functools
 import io
 import logging
 import resource
@@ -23,8 +22,8 @@ import numpy as np
 
 from ..errors import EdgeparaError, MissingExtraError
 from .masks import curves_path, load_curves
-from .targets import SHARD, Clip, Progress, ShardPlan, augment, decode_or_reason, plan_shards, report_skipped, \
-    shard_arrays, write_shard
+from .targets import SHARD, Clip, Progress, ShardPlan, augment, decode_or_reason, label_audio, plan_shards, \
+    report_skipped, shard_arrays, write_shard
 
 # Ray's memory resource per teacher actor, so a node only takes as many as fit. Measured: one actor's peak
 # RSS labelling the shared corpora is about 0.9 GB (`edgepara bench labelling`, bench/labelling.json); the rest is
@@ -88,15 +87,11 @@ def decode_row(row: dict) -> dict:
     return {**row, "audio": b"" if audio is None else audio.tobytes(), "reason": reason or ""}
 
 
-@functools.lru_cache(maxsize=4)
-def _curves(data_root: str) -> dict:
-    return load_curves(str(curves_path(Path(data_root))))
-
-
 def augment_row(row: dict, data_root: str, seed: int) -> dict:
     if not row["reason"]:
         audio = np.frombuffer(row["audio"], np.int16)
-        row = {**row, "audio": augment(audio, _row_clip(row), _curves(data_root), seed).tobytes()}
+        curves = load_curves(str(curves_path(Path(data_root))))  # cached per worker process by load_curves
+        row = {**row, "audio": augment(audio, _row_clip(row), curves, seed).tobytes()}
     return row
 
 
@@ -124,11 +119,10 @@ class TeacherActor:
         for index, audio, reason in zip(batch["index"], batch["audio"], batch["reason"]):
             targets = None
             if not reason:
-                targets = self.labeller.label(np.frombuffer(audio, np.int16))
-                reason = "" if targets is not None else "no speech"
+                targets, reason = label_audio(self.labeller, np.frombuffer(audio, np.int16))
             out["index"].append(int(index))
             out["targets"].append(pack(targets) if targets is not None else b"")
-            out["reason"].append(str(reason))
+            out["reason"].append(str(reason or ""))
             out["peak_rss_mb"].append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         return out
 
@@ -143,12 +137,12 @@ def extract_targets_ray(clips: list[Clip], cache: Path, data_root: Path, seed: i
     if relative:  # Ray workers open files from the folder their node was started in, not the driver's
         raise EdgeparaError(f"expected absolute audio paths for a Ray run, got {len(relative)} relative ones "
                             f"(e.g. {relative[0]}): give --data and --data-root as absolute paths")
-    ray = connect(address, log)
-    check_room(ray.cluster_resources(), workers)
     plan = plan_shards(clips, cache, seed, shard_size)
     progress = Progress(plan, durations or {}, log, every_s=10.0)
     progress.report()
-    if plan.todo:
+    if plan.todo:  # a finished cache needs no cluster
+        ray = connect(address, log)
+        check_room(ray.cluster_resources(), workers)
         figures = _run(ray, plan, data_root, seed, workers, progress)
         progress.report()
         log(f"ray: {workers} teacher actor(s), first clip after {figures['first_clip_s']:.1f} s, peak RSS of one "

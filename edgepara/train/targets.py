@@ -152,7 +152,12 @@ def label_clip(labeller: "Labeller", clip: Clip, curves: dict, seed: int) -> tup
     audio, reason = decode_or_reason(clip)
     if audio is None:
         return None, reason
-    targets = labeller.label(augment(audio, clip, curves, seed))
+    return label_audio(labeller, augment(audio, clip, curves, seed))
+
+
+def label_audio(labeller: "Labeller", audio: np.ndarray) -> tuple[dict | None, str | None]:
+    """(targets, None), or (None, "no speech") when the VAD finds none in the (augmented) audio."""
+    targets = labeller.label(audio)
     return (targets, None) if targets is not None else (None, "no speech")
 
 
