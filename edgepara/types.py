@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import get_args
 
 import numpy as np
 
@@ -72,7 +73,7 @@ def event_to_dict(event) -> dict:
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
 
 
-_EVENT_TYPES = {cls.type: cls for cls in (SpeechStart, SpeechEnd, Prediction, Overflow)}
+_EVENT_TYPES = {cls.type: cls for cls in get_args(Event)}
 
 
 def event_from_dict(d: dict) -> Event | None:
