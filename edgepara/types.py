@@ -1,7 +1,7 @@
 """Events flowing out of the pipeline. Times are stream seconds from the first sample."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import get_args
 
 import numpy as np
@@ -78,9 +78,13 @@ _EVENT_TYPES = {cls.type: cls for cls in get_args(Event)}
 
 def event_from_dict(d: dict) -> Event | None:
     """The event a JSONL (or MQTT) line describes, as written by `event_to_dict`; None for a line of another
-    type (e.g. a future event kind), so a log can be replayed by code that knows only these."""
+    type (e.g. a future event kind) or one missing a field its type needs (a line cut short), so a log can
+    be replayed by code that knows only these."""
     cls = _EVENT_TYPES.get(d.get("type"))
     if cls is None:
         return None
     names = {f.name for f in fields(cls)}
+    required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+    if not required <= d.keys():
+        return None
     return cls(**{k: v for k, v in d.items() if k in names})

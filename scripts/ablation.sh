@@ -7,9 +7,9 @@
 # 25-50 minutes on this 2-core machine, depending on what else runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-all="whisper,resemblyzer,gram,speaker_id,emotion"
+all="whisper,resemblyzer,gram,speaker_id,emotion,whisper_emotion"
 variants=("$@")
-[ ${#variants[@]} -eq 0 ] && variants=(no-gram no-whisper no-resemblyzer no-speaker_id no-emotion seed-1 seed-2)
+[ ${#variants[@]} -eq 0 ] && variants=(seed-1 seed-2 no-whisper_emotion no-gram no-whisper no-resemblyzer no-speaker_id no-emotion)
 for variant in "${variants[@]}"; do
   losses="$all"; seed=0; sizes=(edgepara-tiny)
   case "$variant" in
@@ -18,7 +18,8 @@ for variant in "${variants[@]}"; do
     *) echo "unknown variant $variant (no-LOSS or seed-N)" >&2; exit 2 ;;
   esac
   for size in "${sizes[@]}"; do
-    [ -f "runs/ablation/$variant/$size/backbone.keras" ] && continue
+    # done only if trained by this layout's code (0.3.0 runs write student.json)
+    [ -f "runs/ablation/$variant/$size/student.json" ] && continue
     echo "== $variant $size ($(date -u +%H:%M))"
     .venv/bin/edgepara distill --sizes "$size" --losses "$losses" --seed "$seed" \
       --out "runs/ablation/$variant/models" --runs "runs/ablation/$variant"

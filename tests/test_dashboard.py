@@ -169,8 +169,10 @@ def test_unknown_and_extra_events_are_ignored_or_kept():
     # A head the dashboard was not told about still shows; a dict from a JSONL log replays like the event.
     dashboard.update({"type": "prediction", "t": 31.0, "utterance": 5, "head": "gender", "label": "female",
                       "confidence": 0.7, "probs": {"female": 0.7, "male": 0.3}, "final": False, "latency_ms": 4.0})
+    # a line cut short (no label, probs, ...) is not an event: ignored, not a TypeError
+    dashboard.update({"type": "prediction", "t": 32.0, "utterance": 6, "head": "accent"})
     text = "\n".join(draw(dashboard, 80, 24))
-    assert "gender" in text and "female" in text
+    assert "gender" in text and "female" in text and "accent" not in text
 
 
 def test_without_stats_the_figures_come_from_the_events():

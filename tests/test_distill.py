@@ -37,9 +37,11 @@ def tiny_data_root(tmp_path):
 
     root = tmp_path / "data"
     angry = DATA / "ravdess_A21_angry.flac"
-    _write(root / "ravdess", ["train.flac,angry,A01,4.4,train", "val.flac,angry,A17,4.4,val"])
-    shutil.copy(angry, root / "ravdess" / "train.flac")
-    shutil.copy(angry, root / "ravdess" / "val.flac")
+    # two labelled emotions, so the Whisper-probe emotion targets are fitted and trained on
+    _write(root / "ravdess", ["train.flac,angry,A01,4.4,train", "train2.flac,sad,A02,4.4,train",
+                              "val.flac,angry,A17,4.4,val"])
+    for name in ("train.flac", "train2.flac", "val.flac"):
+        shutil.copy(angry, root / "ravdess" / name)
     _write(root / "fsdd", ["fsdd_3_jackson_0.flac,3,jackson,0.5,train", "fsdd_7_theo_0.flac,7,theo,0.4,train"])
     for clip in ("fsdd_3_jackson_0.flac", "fsdd_7_theo_0.flac"):
         shutil.copy(DATA / clip, root / "fsdd" / clip)
@@ -70,7 +72,8 @@ def test_distill_end_to_end_shipped_sizes(tmp_path, tiny_data_root):
     from edgepara.runtime import Embedder
     from edgepara.train.distill import DistillConfig, distill
     from edgepara.train.export import inspect_tflite
-    from edgepara.train.student import SIZES
+    from edgepara.train.bench import run_layout
+    from edgepara.train.student import SIZES, build_backbone
 
     cfg = DistillConfig(sizes=("edgepara-tiny", "edgepara-small"), epochs=1, batch_size=8, workers=1)
     cards = distill(cfg, tmp_path / "cache", tmp_path / "models", tmp_path / "runs", data_root=tiny_data_root,
@@ -82,7 +85,7 @@ def test_distill_end_to_end_shipped_sizes(tmp_path, tiny_data_root):
         assert {"ravdess", "speechocean762", "emospeech_in", "suba_africanvoices"} <= set(card["training_data"]["sources"])
         info = inspect_tflite(tmp_path / "models" / f"{size}.tflite")
         assert set(info["tensor_dtypes"]) <= {"int8", "int32"}
-        assert set(info["ops"]) <= {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN"}
+        assert set(info["ops"]) <= {"CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN"}
         assert card["bytes"] <= (256_000 if size == "edgepara-tiny" else 2_000_000)
         cfg_size = SIZES[size]
         assert card["embedding_dim"] == cfg_size.embedding_dim + cfg_size.speaker_dim
@@ -90,7 +93,10 @@ def test_distill_end_to_end_shipped_sizes(tmp_path, tiny_data_root):
         assert 0.0 < card["metrics"]["int8_vs_float_median_cosine"] <= 1.0
         emb = Embedder(tmp_path / "models" / f"{size}.tflite").embed(np.zeros(16000, np.int16))
         assert emb.shape == (card["embedding_dim"],)
-        assert (tmp_path / "runs" / size / "backbone.keras").exists()
+        # the benchmark rebuilds the trained layout from the run's student.json and loads its weights
+        backbone = build_backbone(run_layout(size, tmp_path / "runs" / size / "backbone.keras"))
+        backbone.load_weights(tmp_path / "runs" / size / "backbone.keras")
+        assert "whisper_emotion_loss" in card["training"]["final_losses"]
     # resumable: a second run reuses the cached teacher shards instead of recomputing them
     shards = sorted((tmp_path / "cache").glob("shard_*.npz"))
     mtimes = [p.stat().st_mtime for p in shards]

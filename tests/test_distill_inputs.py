@@ -43,6 +43,18 @@ def test_a_manifest_gives_paths_speakers_and_emotion_labels(tmp_path):
     assert second.path == absolute and second.speaker == tmp_path.name  # no speaker: the file's folder
 
 
+def test_a_spreadsheet_export_with_a_bom_and_odd_durations_reads_the_same(tmp_path):
+    shutil.copy(DATA / "fsdd_3_jackson_0.flac", tmp_path / "a.flac")
+    shutil.copy(DATA / "fsdd_7_theo_0.flac", tmp_path / "b.flac")
+    (tmp_path / "m.csv").write_bytes("path,speaker,duration_s\na.flac,kim,n/a\nb.flac,lee,2.5\na.flac,,nan\n"
+                                      "a.flac,,inf\n".encode("utf-8-sig"))
+    first, second, third, fourth = user_utterances(tmp_path / "m.csv")
+    assert first.path == tmp_path / "a.flac" and first.speaker == "kim"
+    from_file = sf.info(str(tmp_path / "a.flac")).duration
+    assert first.duration_s == third.duration_s == fourth.duration_s == pytest.approx(from_file)
+    assert second.duration_s == 2.5
+
+
 @pytest.mark.parametrize("make, expected", [
     (lambda d: (d / "m.csv").write_text("file,speaker\na.wav,x\n") and d / "m.csv", "expected a 'path' column"),
     (lambda d: d, "expected audio files"),

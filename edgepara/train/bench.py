@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from functools import lru_cache
 from dataclasses import dataclass
@@ -191,11 +192,24 @@ def _int8(model: str):
                                  axis=0)
 
 
+def run_layout(model: str, backbone_path: Path):
+    """The student layout a distill run trained (its student.json); runs from before 0.3.0 wrote none and
+    have the 0.2.0 layout: the shipped size without a speaker branch."""
+    import dataclasses
+
+    from .student import SIZES, StudentConfig
+
+    recorded = backbone_path.parent / "student.json"
+    if recorded.exists():
+        return StudentConfig.from_dict(json.loads(recorded.read_text()))
+    return dataclasses.replace(SIZES[model], speaker_blocks=(), shared_blocks=0)
+
+
 def _float(model: str, path: Path):
     from .distill import log_mels
-    from .student import SIZES, build_backbone
+    from .student import build_backbone
 
-    cfg = SIZES[model]
+    cfg = run_layout(model, path)
     backbone = build_backbone(cfg)  # rebuilt from code: a saved Lambda layer does not deserialise portably
     backbone.load_weights(path)
 

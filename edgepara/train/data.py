@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +83,7 @@ def user_utterances(spec: str | os.PathLike) -> list[Utterance]:
         rows = [{"path": p, "speaker": spec.name if p.parent == spec else p.parent.relative_to(spec).as_posix()}
                 for p in files]
     elif spec.is_file() and spec.suffix.lower() == ".csv":
-        with open(spec, newline="") as f:
+        with open(spec, newline="", encoding="utf-8-sig") as f:  # spreadsheet exports start with a BOM
             reader = csv.DictReader(f)
             if "path" not in (reader.fieldnames or []):
                 raise EdgeparaError(f"expected a 'path' column in {spec}, got {', '.join(reader.fieldnames or []) or 'none'}")
@@ -93,8 +94,11 @@ def user_utterances(spec: str | os.PathLike) -> list[Utterance]:
         raise EdgeparaError(f"expected audio files ({', '.join(AUDIO_SUFFIXES)}) in {spec}, got none")
     utterances = []
     for row in rows:
-        duration = row.get("duration_s")
-        if not duration:
+        try:
+            duration = float(row.get("duration_s") or 0.0)
+        except ValueError:  # not a number: read it from the file instead
+            duration = 0.0
+        if not math.isfinite(duration) or duration <= 0:
             try:
                 info = sf.info(str(row["path"]))
                 duration = info.frames / info.samplerate

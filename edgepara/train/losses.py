@@ -55,3 +55,10 @@ def masked_class_loss(labels, logits):
     known = K.cast(labels >= 0, "float32")
     ce = K.sparse_categorical_crossentropy(K.maximum(labels, 0), logits, from_logits=True)
     return ce * known
+
+
+def soft_class_loss(probabilities, logits):
+    """Cross-entropy to a teacher's class probabilities; rows of zeros (no soft target) add nothing."""
+    import keras.ops as K
+
+    return -K.sum(K.cast(probabilities, "float32") * K.log_softmax(logits, axis=-1), axis=-1)

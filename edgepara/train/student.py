@@ -3,8 +3,13 @@ time-pooled embedding, plus a small speaker embedding beside it. The int8 model 
 vector, [embedding | speaker]; the card names the speaker part (`speaker_dims`), so the speaker head can
 score cosines on the part trained for speakers while the probe heads read the whole vector.
 
-Training adds one projection per teacher target, a frame projection for Gram matching, and two small
-classifiers (training speakers; RAVDESS emotions of training actors) that never reach the exported model."""
+The speaker part has its own last blocks (`speaker_blocks`, branching off the trunk after `shared_blocks`):
+with one shared stack, the speaker classifier reshaped every layer toward speaker identity and cost the
+embedding 7 points of RAVDESS emotion and 20 of zero-shot transfer (the no-speaker_id ablation of 0.2.0).
+
+Training adds one projection per teacher target, a frame projection for Gram matching, and three small
+classifiers (training speakers; labelled emotions; a Whisper probe's emotions elsewhere) that never reach the
+exported model."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -21,9 +26,17 @@ class StudentConfig:
     blocks: tuple[tuple[int, int, int], ...]
     embedding_dim: int
     speaker_dim: int = 0
+    # the speaker part's own blocks, after the first `shared_blocks` of `blocks`; () = one shared stack (0.2.0)
+    speaker_blocks: tuple[tuple[int, int, int], ...] = ()
+    shared_blocks: int = 0
     epochs: int = 12  # the shipped schedule (the larger model gets fewer passes: it learns faster per pass)
     window_samples: int = 16000
     hop_samples: int = 8000
+
+    def __post_init__(self):
+        if self.speaker_blocks and not (self.speaker_dim and 0 < self.shared_blocks < len(self.blocks)):
+            raise ValueError(f"{self.name}: a speaker branch needs speaker_dim > 0 and 0 < shared_blocks < "
+                             f"{len(self.blocks)}, got {self.speaker_dim} and {self.shared_blocks}")
 
     def frontend(self) -> FrontendConfig:
         return FrontendConfig(n_mels=self.n_mels)
@@ -37,21 +50,43 @@ class StudentConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "StudentConfig":
+        d = dict(d)
+        for key in ("blocks", "speaker_blocks"):
+            d[key] = tuple(tuple(b) for b in d.get(key, ()))
+        return cls(**d)
+
 
 SIZES = {
     "edgepara-tiny": StudentConfig(
         "edgepara-tiny", n_mels=40, stem_channels=32,
         blocks=((48, 1, 2), (64, 2, 2), (96, 1, 1), (128, 2, 2), (160, 1, 1), (160, 1, 1)),
-        embedding_dim=128, speaker_dim=64),
+        embedding_dim=128, speaker_dim=64, speaker_blocks=((96, 2, 2), (128, 1, 1)), shared_blocks=3),
     "edgepara-small": StudentConfig(
         "edgepara-small", n_mels=64, stem_channels=48,
         blocks=((64, 1, 2), (96, 2, 2), (128, 1, 1), (192, 2, 2), (256, 1, 1), (256, 1, 1), (384, 1, 2),
-                (384, 1, 1)), embedding_dim=192, speaker_dim=64, epochs=8),
+                (384, 1, 1)), embedding_dim=192, speaker_dim=64, epochs=8,
+        speaker_blocks=((192, 1, 1), (256, 1, 2)), shared_blocks=4),
     # for tests: trains in seconds
     "edgepara-test": StudentConfig(
         "edgepara-test", n_mels=40, stem_channels=8, blocks=((16, 2, 2), (24, 1, 2)), embedding_dim=16,
-        speaker_dim=8),
+        speaker_dim=8, speaker_blocks=((16, 1, 2),), shared_blocks=1),
 }
+
+
+def separable_block(x, channels: int, t_stride: int, f_stride: int):
+    from keras import layers
+
+    # TensorFlow's CPU DepthwiseConv2D trains only with equal strides; unequal ones move to the 1x1
+    # convolution after it (the same subsampling; CONV_2D takes any strides in LiteRT and on the Edge TPU)
+    equal = t_stride == f_stride
+    x = layers.DepthwiseConv2D(3, strides=(t_stride, f_stride) if equal else 1, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU(6.0)(x)
+    x = layers.Conv2D(channels, 1, strides=1 if equal else (t_stride, f_stride), use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.ReLU(6.0)(x)
 
 
 def build_backbone(cfg: StudentConfig):
@@ -63,20 +98,25 @@ def build_backbone(cfg: StudentConfig):
     x = layers.Conv2D(cfg.stem_channels, 3, strides=2, padding="same", use_bias=False)(inp)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU(6.0)(x)
-    for channels, t_stride, f_stride in cfg.blocks:
-        # TensorFlow's CPU DepthwiseConv2D trains only with equal strides; unequal ones move to the 1x1
-        # convolution after it (the same subsampling; CONV_2D takes any strides in LiteRT and on the Edge TPU)
-        equal = t_stride == f_stride
-        x = layers.DepthwiseConv2D(3, strides=(t_stride, f_stride) if equal else 1, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.ReLU(6.0)(x)
-        x = layers.Conv2D(channels, 1, strides=1 if equal else (t_stride, f_stride), use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.ReLU(6.0)(x)
+    split = cfg.shared_blocks if cfg.speaker_blocks else len(cfg.blocks)
+    for block in cfg.blocks[:split]:
+        x = separable_block(x, *block)
+    trunk = x
+    for block in cfg.blocks[split:]:
+        x = separable_block(x, *block)
     frames = layers.Lambda(lambda t: keras.ops.mean(t, axis=2), name="frames")(x)  # pool frequency
     pooled = layers.GlobalAveragePooling1D()(frames)
-    # one layer for both parts: the exported graph stays CONV_2D/DEPTHWISE_CONV_2D/MEAN/FULLY_CONNECTED
-    vector = layers.Dense(cfg.output_dim(), name="embedding")(pooled)
+    if not cfg.speaker_blocks:
+        # one layer for both parts: the exported graph stays CONV_2D/DEPTHWISE_CONV_2D/MEAN/FULLY_CONNECTED
+        vector = layers.Dense(cfg.output_dim(), name="embedding")(pooled)
+        return keras.Model(inp, [vector, frames], name=cfg.name.replace("-", "_"))
+    s = trunk
+    for block in cfg.speaker_blocks:
+        s = separable_block(s, *block)
+    general = layers.Dense(cfg.embedding_dim, name="embedding")(pooled)
+    speaker = layers.Dense(cfg.speaker_dim, name="speaker_embedding")(layers.GlobalAveragePooling2D()(s))
+    # one output vector (a CONCATENATION in the int8 graph), so the runtime and the heads see one layout
+    vector = layers.Concatenate(name="embedding_and_speaker")([general, speaker])
     return keras.Model(inp, [vector, frames], name=cfg.name.replace("-", "_"))
 
 
@@ -93,10 +133,11 @@ def backbone_parts(backbone, speaker_dim: int):
 
 
 def build_trainer(backbone, speaker_dim: int, targets: dict[str, int], n_speakers: int = 0, n_emotions: int = 0,
-                  gram_dim: int = 96):
+                  n_whisper_emotions: int = 0, gram_dim: int = 96):
     """Heads for training only: a linear projection per pooled target (from the speaker part for the speaker
     teacher, else from the embedding), frames -> gram_dim for Gram matching, a softmax over training speakers
-    on the unit-normalised speaker part, and one over RAVDESS emotions."""
+    on the unit-normalised speaker part, one over labelled emotions, and one toward a Whisper probe's emotion
+    posteriors (windows without a label)."""
     import keras
     from keras import layers
 
@@ -111,6 +152,8 @@ def build_trainer(backbone, speaker_dim: int, targets: dict[str, int], n_speaker
         outputs["speaker_id"] = layers.Dense(n_speakers, name="to_speaker_id")(layers.Rescaling(16.0)(unit))
     if n_emotions:
         outputs["emotion"] = layers.Dense(n_emotions, name="to_emotion")(embedding)
+    if n_whisper_emotions:
+        outputs["whisper_emotion"] = layers.Dense(n_whisper_emotions, name="to_whisper_emotion")(embedding)
     return keras.Model(backbone.inputs, outputs, name="trainer")
 
 

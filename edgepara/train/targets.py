@@ -258,9 +258,10 @@ class Progress:
         self._last = time.time()
         elapsed = max(self._last - self.t0, 1e-6)
         rate = self.fresh / elapsed
-        eta = (len(self.plan.clips) - self.done) / rate if rate > 0 else float("nan")
+        left = len(self.plan.clips) - self.done
+        eta = "done" if not left else f"ETA {left / rate / 60:.1f} min" if rate > 0 else "ETA unknown yet"
         line = (f"{time.strftime('%H:%M:%S')} clips {self.done}/{len(self.plan.clips)} "
-                f"({rate:.2f} clips/s, {self.fresh_s / elapsed:.1f} audio s/s, ETA {eta / 60:.1f} min)")
+                f"({rate:.2f} clips/s, {self.fresh_s / elapsed:.1f} audio s/s, {eta})")
         self.log(line)
         with open(self.plan.cache / "progress.log", "a") as f:
             f.write(line + "\n")

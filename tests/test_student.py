@@ -1,0 +1,92 @@
+"""The student's layout and its training targets, without teachers: the speaker branch, the recorded layout
+that benchmarks rebuild, and the Whisper-probe emotion targets for windows without a label."""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("sklearn")
+
+from edgepara.train.distill import EMOTIONS, whisper_emotion_posteriors  # noqa: E402
+from edgepara.train.student import SIZES, StudentConfig, build_backbone, build_trainer  # noqa: E402
+
+
+@pytest.mark.parametrize("size", ["edgepara-tiny", "edgepara-small"])
+def test_the_speaker_part_has_its_own_last_blocks(size):
+    """Speaker losses reach the shared trunk but not the embedding's own blocks, and the reverse."""
+    import tensorflow as tf
+
+    cfg = SIZES[size]
+    backbone = build_backbone(cfg)
+    trainer = build_trainer(backbone, cfg.speaker_dim, {"resemblyzer": 4, "whisper_tinyen_b2": 4}, n_speakers=3)
+    x = tf.random.normal((2, cfg.n_frames(), cfg.n_mels, 1))
+    general_only = {v.path for v in backbone.trainable_variables if v.path.startswith("embedding/")}
+    with tf.GradientTape(persistent=True) as tape:
+        out = trainer(x, training=True)
+        speaker_loss = tf.reduce_sum(out["speaker_id"] ** 2) + tf.reduce_sum(out["resemblyzer"] ** 2)
+        general_loss = tf.reduce_sum(out["whisper_tinyen_b2"] ** 2)
+
+    def touched(loss):  # a slice of the output vector passes exact zeros to the other part, not None
+        grads = tape.gradient(loss, backbone.trainable_variables)
+        return {v.path for v, g in zip(backbone.trainable_variables, grads) if g is not None and tf.reduce_any(g != 0)}
+
+    speaker_side, general_side = touched(speaker_loss), touched(general_loss)
+    shared = speaker_side & general_side
+    assert general_only <= general_side - speaker_side
+    assert "speaker_embedding/kernel" in speaker_side - general_side
+    # the stem and the first shared_blocks separable blocks (2 convolutions each) are shared
+    assert len([p for p in shared if p.endswith("kernel")]) == 1 + 2 * cfg.shared_blocks
+    assert backbone.outputs[0].shape[-1] == cfg.output_dim()
+
+
+def test_a_recorded_layout_round_trips_and_old_runs_rebuild_as_one_stack(tmp_path):
+    from edgepara.train.bench import run_layout
+
+    cfg = SIZES["edgepara-tiny"]
+    assert StudentConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    (tmp_path / "student.json").write_text(json.dumps(cfg.to_dict()))
+    assert run_layout("edgepara-tiny", tmp_path / "backbone.keras") == cfg
+    old = run_layout("edgepara-tiny", tmp_path / "elsewhere" / "backbone.keras")
+    assert old == dataclasses.replace(cfg, speaker_blocks=(), shared_blocks=0)
+    assert build_backbone(old).outputs[0].shape[-1] == cfg.output_dim()
+
+
+def test_whisper_emotion_targets_go_to_unlabelled_windows_and_ignore_each_speakers_offset():
+    """Speaker B's windows sit far from speaker A's (a recording condition), but their emotion directions are
+    the same: centred per speaker, the probe fitted on A's labels reads B's emotions, not B's offset."""
+    rng = np.random.default_rng(0)
+    n, dim = 200, 12
+    directions = rng.standard_normal((3, dim)) * 2
+    emotion_a = rng.integers(0, 3, n)
+    emotion_b = rng.integers(0, 3, n)
+    offset_b = directions[0] * 3  # B's offset would otherwise look like emotion 0
+    X = np.concatenate([directions[emotion_a], directions[emotion_b] + offset_b]) + rng.standard_normal((2 * n, dim))
+    targets = {"whisper_tinyen_b2": X[:, :6].astype(np.float32), "whisper_base_b3": X[:, 6:].astype(np.float32),
+               "whisper_tinyen_b3": np.zeros((2 * n, 0), np.float32), "whisper_base_b4": np.zeros((2 * n, 0), np.float32)}
+    speakers = np.repeat([0, 1], n)
+    labels = np.concatenate([emotion_a, -np.ones(n, int)])
+    posteriors = whisper_emotion_posteriors(targets, speakers, labels)
+    assert posteriors.shape == (2 * n, len(EMOTIONS))
+    assert np.all(posteriors[:n] == 0)  # labelled windows learn from their labels
+    np.testing.assert_allclose(posteriors[n:].sum(axis=1), 1.0, rtol=1e-5)
+    assert np.mean(posteriors[n:].argmax(axis=1) == emotion_b) > 0.9
+    # one class labelled, or nothing unlabelled: no targets (and no error)
+    assert not whisper_emotion_posteriors(targets, speakers, np.where(labels >= 0, 1, -1)).any()
+    assert not whisper_emotion_posteriors(targets, speakers, np.concatenate([emotion_a, emotion_b])).any()
+
+
+def test_the_cli_trains_every_loss_by_default():
+    """The CLI spells the losses out (it never imports training code): the same list as distill's."""
+    from edgepara.cli import DISTILL_LOSSES
+    from edgepara.train.distill import LOSSES
+
+    assert tuple(DISTILL_LOSSES.split(",")) == LOSSES
+
+
+def test_a_speaker_branch_needs_a_speaker_part_and_a_trunk():
+    with pytest.raises(ValueError, match="speaker branch"):
+        dataclasses.replace(SIZES["edgepara-tiny"], shared_blocks=6)
+    with pytest.raises(ValueError, match="speaker branch"):
+        dataclasses.replace(SIZES["edgepara-tiny"], speaker_dim=0)
