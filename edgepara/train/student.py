@@ -5,7 +5,7 @@ score cosines on the part trained for speakers while the probe heads read the wh
 
 The speaker part has its own last blocks (`speaker_blocks`, branching off the trunk after `shared_blocks`):
 with one shared stack, the speaker classifier reshaped every layer toward speaker identity and cost the
-embedding 7 points of RAVDESS emotion and 20 of zero-shot transfer (the no-speaker_id ablation of 0.2.0).
+embedding about 7 points of RAVDESS emotion (the no-speaker_id ablation of 0.2.0, README).
 
 Training adds one projection per teacher target, a frame projection for Gram matching, and three small
 classifiers (training speakers; labelled emotions; a Whisper probe's emotions elsewhere) that never reach the
