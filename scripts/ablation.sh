@@ -2,6 +2,8 @@
 # Loss ablation and seeds for the benchmark report. A no-LOSS variant distils edgepara-tiny without that loss at
 # the shipped schedule; a seed-N variant distils both shipped sizes in the shipped configuration with seed N (the
 # shipped models are seed 0). Each run reuses the teacher cache of `edgepara distill`.
+# Losses overlap: no-emotion and no-whisper keep whisper_emotion, whose probe is fitted on the same emotion
+# labels and Whisper targets; drop it too (e.g. --losses by hand) to remove that teacher or label entirely.
 # Then: edgepara bench quality --ablation runs/ablation
 # Usage: scripts/ablation.sh [variant ...]   (default: every variant; tiny about 10-25 minutes, small about
 # 25-50 minutes on this 2-core machine, depending on what else runs)
