@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from edgepara.train.data import data_root, distillation_utterances
-from edgepara.train.distill import EMOTIONS, POOLED_TARGETS, class_labels, speaker_centred_whisper, standardise
+from edgepara.train.distill import EMOTIONS, class_labels, speaker_centred_whisper, standardise, whisper_features
 from edgepara.train.targets import load_targets
 
 cache = Path(sys.argv[1] if len(sys.argv) > 1 else "cache/targets-v2")
@@ -20,7 +20,7 @@ raw = load_targets(sorted(cache.glob("shard_*.npz")))
 utterances = distillation_utterances(data_root(None))
 speaker, names, emotion = class_labels(raw, [u for u in utterances if u.dataset == "ravdess"])
 targets = standardise(raw, ("whisper",))
-X = np.concatenate([targets[k] for k in POOLED_TARGETS if k != "resemblyzer"], axis=1)
+X = whisper_features(targets)
 labelled = emotion >= 0
 actor = np.array([int(re.findall(r"\d+", names[s])[-1]) if labelled[i] else 0 for i, s in enumerate(speaker)])
 fit, test = labelled & (actor <= 12), labelled & (actor > 12)

@@ -95,9 +95,14 @@ def class_labels(raw: dict, labelled: list[Utterance]) -> tuple[np.ndarray, list
     return speaker_idx.astype(np.int32), speakers.tolist(), emotion
 
 
+def whisper_features(targets: dict) -> np.ndarray:
+    """The standardised Whisper targets side by side (every layer in WHISPER_LAYERS)."""
+    return np.concatenate([targets[k] for k in POOLED_TARGETS if k != "resemblyzer"], axis=1)
+
+
 def speaker_centred_whisper(targets: dict, speakers: np.ndarray) -> np.ndarray:
-    """The standardised Whisper targets side by side, each speaker's mean removed."""
-    X = np.concatenate([targets[k] for k in POOLED_TARGETS if k != "resemblyzer"], axis=1)
+    """`whisper_features`, each speaker's mean removed."""
+    X = whisper_features(targets)
     for speaker in np.unique(speakers):
         rows = speakers == speaker
         X[rows] -= X[rows].mean(axis=0)
