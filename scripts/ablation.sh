@@ -3,7 +3,8 @@
 # the shipped schedule; a seed-N variant distils both shipped sizes in the shipped configuration with seed N (the
 # shipped models are seed 0). Each run reuses the teacher cache of `edgepara distill`.
 # Losses overlap: no-emotion and no-whisper keep whisper_emotion, whose probe is fitted on the same emotion
-# labels and Whisper targets; drop it too (e.g. --losses by hand) to remove that teacher or label entirely.
+# labels and Whisper targets; no-whisper-teacher removes the Whisper teacher entirely (its pooled targets, the
+# Gram loss on its frames and the probe targets), leaving resemblyzer and the two classifiers.
 # Then: edgepara bench quality --ablation runs/ablation
 # Usage: scripts/ablation.sh [variant ...]   (default: every variant; tiny about 10-25 minutes, small about
 # 25-50 minutes on this 2-core machine, depending on what else runs)
@@ -11,10 +12,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 all="whisper,resemblyzer,gram,speaker_id,emotion,whisper_emotion"
 variants=("$@")
-[ ${#variants[@]} -eq 0 ] && variants=(seed-1 seed-2 no-whisper_emotion no-gram no-whisper no-resemblyzer no-speaker_id no-emotion)
+[ ${#variants[@]} -eq 0 ] && variants=(seed-1 seed-2 no-whisper_emotion no-gram no-whisper no-whisper-teacher no-resemblyzer no-speaker_id
+  no-emotion)
 for variant in "${variants[@]}"; do
   losses="$all"; seed=0; sizes=(edgepara-tiny)
   case "$variant" in
+    no-whisper-teacher) losses="resemblyzer,speaker_id,emotion" ;;
     no-*) losses=$(echo "$all" | tr ',' '\n' | grep -vx "${variant#no-}" | paste -sd,) ;;
     seed-*) seed="${variant#seed-}"; sizes=(edgepara-tiny edgepara-small) ;;
     *) echo "unknown variant $variant (no-LOSS or seed-N)" >&2; exit 2 ;;
