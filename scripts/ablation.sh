@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Loss ablation and seeds for the benchmark report. A no-LOSS variant distils edgepara-tiny without that loss at
 # the shipped schedule; a seed-N variant distils both shipped sizes in the shipped configuration with seed N (the
-# shipped models are seed 0). Each run reuses the teacher cache of `edgepara distill`.
+# shipped models are seed 0); tiny-epochs-N / small-epochs-N distils that size with N passes instead of its
+# shipped schedule (tiny 12, small 8). Each run reuses the teacher cache of `edgepara distill`.
 # Losses overlap: no-emotion and no-whisper keep whisper_emotion, whose probe is fitted on the same emotion
 # labels and Whisper targets; no-whisper-teacher removes the Whisper teacher entirely (its pooled targets, the
 # Gram loss on its frames and the probe targets), leaving resemblyzer and the two classifiers.
@@ -15,18 +16,20 @@ variants=("$@")
 [ ${#variants[@]} -eq 0 ] && variants=(seed-1 seed-2 no-whisper_emotion no-gram no-whisper no-whisper-teacher no-resemblyzer no-speaker_id
   no-emotion)
 for variant in "${variants[@]}"; do
-  losses="$all"; seed=0; sizes=(edgepara-tiny)
+  losses="$all"; seed=0; sizes=(edgepara-tiny); epochs=()
   case "$variant" in
     no-whisper-teacher) losses="resemblyzer,speaker_id,emotion" ;;
-    no-*) losses=$(echo "$all" | tr ',' '\n' | grep -vx "${variant#no-}" | paste -sd,) ;;
+    no-*) losses=$(echo "$all" | tr ',' '\n' | grep -vx "${variant#no-}" | paste -sd,)
+      [ "$losses" = "$all" ] && { echo "unknown loss in $variant (losses: $all)" >&2; exit 2; } ;;
     seed-*) seed="${variant#seed-}"; sizes=(edgepara-tiny edgepara-small) ;;
-    *) echo "unknown variant $variant (no-LOSS or seed-N)" >&2; exit 2 ;;
+    tiny-epochs-*|small-epochs-*) epochs=(--epochs "${variant##*-}"); sizes=("edgepara-${variant%%-*}") ;;
+    *) echo "unknown variant $variant (no-LOSS, no-whisper-teacher, seed-N or tiny/small-epochs-N)" >&2; exit 2 ;;
   esac
   for size in "${sizes[@]}"; do
     # done only if trained by this layout's code (0.3.0 runs write student.json)
     [ -f "runs/ablation/$variant/$size/student.json" ] && continue
     echo "== $variant $size ($(date -u +%H:%M))"
-    .venv/bin/edgepara distill --sizes "$size" --losses "$losses" --seed "$seed" \
+    .venv/bin/edgepara distill --sizes "$size" --losses "$losses" --seed "$seed" "${epochs[@]}" \
       --out "runs/ablation/$variant/models" --runs "runs/ablation/$variant"
   done
 done

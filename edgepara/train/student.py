@@ -68,10 +68,6 @@ SIZES = {
         blocks=((64, 1, 2), (96, 2, 2), (128, 1, 1), (192, 2, 2), (256, 1, 1), (256, 1, 1), (384, 1, 2),
                 (384, 1, 1)), embedding_dim=192, speaker_dim=64, epochs=8,
         speaker_blocks=((192, 1, 1), (256, 1, 2)), shared_blocks=4),
-    # for tests: trains in seconds
-    "edgepara-test": StudentConfig(
-        "edgepara-test", n_mels=40, stem_channels=8, blocks=((16, 2, 2), (24, 1, 2)), embedding_dim=16,
-        speaker_dim=8, speaker_blocks=((16, 1, 2),), shared_blocks=1),
 }
 
 
