@@ -431,6 +431,8 @@ def record_in_model_cards(report: dict) -> None:
         card["metrics"]["retention_vs_teachers_concat"] = report["retention"].get(f"{model} int8")
         if report.get("seeds", {}).get(model):  # the shipped configuration over seeds (float), mean and sd
             card["metrics"]["seeds_float"] = report["seeds"][model]
+        if ablations := ablation_summary(report["results"], model):
+            card["metrics"]["ablation_float"] = ablations
         if model in ("edgepara-small", "edgepara-tiny"):
             card["metrics"]["targets"] = against_targets(model, report["results"])
         card["metrics"]["quality_command"] = report["command"]
@@ -518,6 +520,20 @@ def seed_summary(results: dict) -> dict:
                 summary[key] = {"mean": round(float(np.mean(values)), 4), "sd": round(float(np.std(values, ddof=1)), 4),
                                 "values": [round(float(v), 4) for v in values]}
         out[model] = summary
+    return out
+
+
+def ablation_summary(results: dict, model: str) -> dict:
+    """The `scripts/ablation.sh` variants of one model other than its seeds (float, seed 0), on the seed metrics:
+    what each loss, teacher or schedule change did, for the card."""
+    import re
+
+    out = {}
+    for name, r in results.items():
+        match = re.fullmatch(rf"ablation (.+) \({re.escape(model)} float\)", name)
+        if match and not re.fullmatch(r"seed-\d+", match.group(1)):
+            out[match.group(1)] = {key: round(float(v), 4) for key in SEED_METRICS
+                                   if (v := _value(r, key)) is not None}
     return out
 
 

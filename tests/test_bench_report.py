@@ -1,0 +1,36 @@
+"""How `edgepara bench quality` summarises the seed and ablation runs it measured (no training here)."""
+import pytest
+
+pytest.importorskip("sklearn")
+
+from edgepara.train.bench import ablation_summary, seed_summary  # noqa: E402
+
+
+def _result(ravdess: float, eer: float) -> dict:
+    return {"ravdess_emotion": {"accuracy": ravdess, "uar": ravdess}, "ravdess_verification_eer": eer}
+
+
+RESULTS = {
+    "edgepara-tiny float": _result(0.60, 0.14),
+    "ablation seed-1 (edgepara-tiny float)": _result(0.58, 0.15),
+    "ablation seed-2 (edgepara-tiny float)": _result(0.62, 0.13),
+    "ablation no-gram (edgepara-tiny float)": _result(0.61, 0.12),
+    "ablation small-epochs-16 (edgepara-small float)": _result(0.66, 0.13),
+}
+
+
+def test_seeds_are_the_shipped_run_and_the_seed_variants_only():
+    tiny = seed_summary(RESULTS)["edgepara-tiny"]
+    assert tiny["seeds"] == [0, 1, 2]
+    assert tiny["ravdess_emotion.accuracy"]["mean"] == pytest.approx(0.60)
+    assert tiny["ravdess_emotion.accuracy"]["sd"] == pytest.approx(0.02)
+    assert tiny["ravdess_verification_eer"]["values"] == [0.14, 0.15, 0.13]
+    assert "edgepara-small" not in seed_summary(RESULTS)  # one run is not a spread
+
+
+def test_ablations_are_every_other_variant_of_that_model():
+    tiny = ablation_summary(RESULTS, "edgepara-tiny")
+    assert list(tiny) == ["no-gram"]
+    assert tiny["no-gram"] == {"ravdess_emotion.accuracy": 0.61, "ravdess_emotion.uar": 0.61,
+                               "ravdess_verification_eer": 0.12}
+    assert list(ablation_summary(RESULTS, "edgepara-small")) == ["small-epochs-16"]
