@@ -7,8 +7,8 @@
 # labels and Whisper targets; no-whisper-teacher removes the Whisper teacher entirely (its pooled targets, the
 # Gram loss on its frames and the probe targets), leaving resemblyzer and the two classifiers.
 # Then: edgepara bench quality --ablation runs/ablation
-# Usage: scripts/ablation.sh [variant ...]   (default: the seeds and every no-... variant; tiny about 10-25 minutes, small about
-# 25-50 minutes on this 2-core machine, depending on what else runs)
+# Usage: scripts/ablation.sh [variant ...]   (default: the seeds and every no-... variant; tiny about 10-25
+# minutes, small about 25-50 minutes on this 2-core machine, depending on what else runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 all="whisper,resemblyzer,gram,speaker_id,emotion,whisper_emotion"
