@@ -2,6 +2,7 @@
 that benchmarks rebuild, and the Whisper-probe emotion targets for windows without a label."""
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,6 +84,9 @@ def test_the_cli_trains_every_loss_by_default():
     from edgepara.train.distill import LOSSES
 
     assert tuple(DISTILL_LOSSES.split(",")) == LOSSES
+    # and so does the ablation script, whose no-LOSS variants drop one from that list
+    script = (Path(__file__).parent.parent / "scripts" / "ablation.sh").read_text()
+    assert f'all="{DISTILL_LOSSES}"' in script
 
 
 def test_a_speaker_branch_needs_a_speaker_part_and_a_trunk():

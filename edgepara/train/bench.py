@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from functools import lru_cache
 from dataclasses import dataclass
@@ -130,7 +131,7 @@ def system_embedders(runs: Path, ablation: Path | None) -> dict[str, tuple[str, 
     for variant in sorted(p for p in (ablation.iterdir() if ablation and ablation.is_dir() else []) if p.is_dir()):
         for path in sorted(variant.glob("*/backbone.keras")):
             model = path.parent.name
-            systems[f"ablation {variant.name} ({model} float)"] = (
+            systems[ablation_name(variant.name, model)] = (
                 f"{model}_floatvad_{_digest(path)}", lambda m=model, p=path: _float(m, p), None)
     return systems
 
@@ -495,21 +496,30 @@ def _cell(r: dict, key, metric) -> str:
     return " / ".join("-" if v is None else f"{v:.3f}" for v in values)
 
 
+SEED_VARIANT = re.compile(r"seed-(\d+)")  # `scripts/ablation.sh seed-N`: the shipped configuration, seed N
 SEED_METRICS = HIGHER_IS_BETTER + ("robustness_rooms_noise_10db.ratio_to_clean",) + EER_KEYS
+
+
+def ablation_name(variant: str, model: str) -> str:
+    """The benchmark's row for a `scripts/ablation.sh` run (float)."""
+    return f"ablation {variant} ({model} float)"
+
+
+def ablation_runs(results: dict, model: str) -> dict[str, dict]:
+    """variant -> results, for the ablation rows of one model (named by `ablation_name`)."""
+    row = re.compile(re.escape(ablation_name("VARIANT", model)).replace("VARIANT", "(.+)"))
+    return {match.group(1): r for name, r in results.items() if (match := row.fullmatch(name))}
 
 
 def seed_summary(results: dict) -> dict:
     """Mean and sd (n - 1) over seeds of each model's shipped configuration, float: seed 0 is the shipped run
-    (`MODEL float`), the others are `scripts/ablation.sh seed-N` runs (`ablation seed-N (MODEL float)`)."""
-    import re
-
+    (`MODEL float`), the others are `scripts/ablation.sh seed-N` runs."""
     out = {}
     for model in available_models():
         runs = {0: results.get(f"{model} float")}
-        for name, r in results.items():
-            match = re.fullmatch(rf"ablation seed-(\d+) \({re.escape(model)} float\)", name)
-            if match:
-                runs[int(match.group(1))] = r
+        for variant, r in ablation_runs(results, model).items():
+            if seed := SEED_VARIANT.fullmatch(variant):
+                runs[int(seed.group(1))] = r
         runs = {seed: r for seed, r in sorted(runs.items()) if r is not None}
         if len(runs) < 2:
             continue
@@ -526,15 +536,8 @@ def seed_summary(results: dict) -> dict:
 def ablation_summary(results: dict, model: str) -> dict:
     """The `scripts/ablation.sh` variants of one model other than its seeds (float, seed 0), on the seed metrics:
     what each loss, teacher or schedule change did, for the card."""
-    import re
-
-    out = {}
-    for name, r in results.items():
-        match = re.fullmatch(rf"ablation (.+) \({re.escape(model)} float\)", name)
-        if match and not re.fullmatch(r"seed-\d+", match.group(1)):
-            out[match.group(1)] = {key: round(float(v), 4) for key in SEED_METRICS
-                                   if (v := _value(r, key)) is not None}
-    return out
+    return {variant: {key: round(float(v), 4) for key in SEED_METRICS if (v := _value(r, key)) is not None}
+            for variant, r in ablation_runs(results, model).items() if not SEED_VARIANT.fullmatch(variant)}
 
 
 def markdown_table(report: dict) -> str:
