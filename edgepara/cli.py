@@ -104,7 +104,7 @@ def _build_pipeline(args):
     # only mean something with it, so they are passed only then (the library refuses them otherwise).
     speaker = {"profiles": args.profiles, "speaker_threshold": args.speaker_threshold} if "speaker" in names else {}
     return Pipeline(model=args.model, heads=names, embedder=embedder, vad_aggressiveness=args.vad_aggressiveness,
-                    uncertain_below=args.uncertain_below, **speaker)
+                    uncertain_below=args.uncertain_below, adaptation=args.adaptation, **speaker)
 
 
 STOP_TIMEOUT_S = 2.0  # after Ctrl-C/SIGTERM, how long a silent source (a stalled pipe) may delay the flush
@@ -246,12 +246,22 @@ def cmd_listen(args) -> int:
             sink.close()
         if mqtt:
             mqtt.close()  # waits (bounded) for queued final events to be acknowledged; says so if some were not
+        _save_baselines(pipeline)
     if signals.received is not None:
         _say("edgepara: stopped")
         return 128 + signals.received
     if not saw_speech and (args.file or args.demo or args.stdin):
         raise NoSpeechError(f"no speech found in {description} (try --vad-aggressiveness 0 or check the input level)")
     return 0
+
+
+def _save_baselines(pipeline) -> None:
+    """What enrolled speakers said goes into their profiles' baselines; a store that cannot be written (a full
+    disk, no permission) costs only that update, said in one line."""
+    try:
+        pipeline.save_speaker_baselines()
+    except EdgeparaError as err:
+        _say(f"edgepara: speaker baselines not updated: {err}")
 
 
 def _print_event(event) -> None:
@@ -334,7 +344,11 @@ def cmd_bench(args) -> int:
         print((Path(args.out) / "labelling.json").read_text())
         return 0
     bench = _train_module("bench")
-    if args.what == "quality":
+    if args.what == "quality" and args.tables == "emotion":
+        bench.emotion_only(Path(args.out), Path(args.cache), Path(args.runs), data_root=args.data_root,
+                           command=_command_line())
+        print((Path(args.out) / "results.md").read_text())
+    elif args.what == "quality":
         bench.quality(Path(args.out), Path(args.cache), Path(args.runs), data_root=args.data_root,
                       command=_command_line(), ablation=Path(args.ablation) if args.ablation else None)
         print((Path(args.out) / "results.md").read_text())
@@ -479,7 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="interpreter threads")
     listen.add_argument("--edgetpu", action="store_true", help="run NAME_edgetpu.tflite (from edgetpu_compiler, beside the model) on a Coral Edge TPU; "
                              "says so and runs on the CPU when it cannot")
-    listen.add_argument("--uncertain-below", type=float, default=0.4, help="final label 'uncertain' below this probability (0-1)")
+    listen.add_argument("--uncertain-below", type=float, default=None,
+                        help="label 'uncertain' below this top-class probability (0-1; default: each head's "
+                             "calibrated threshold from its card, else 0.4)")
+    listen.add_argument("--adaptation", choices=("speaker", "off"), default="speaker",
+                        help="speaker: read emotion and arousal against the voice's own baseline (an enrolled "
+                             "speaker's when recognised, else the stream's); off: against the population only")
     listen.add_argument("--profiles", default=None, help="speaker profile directory (default: XDG data dir)")
     listen.add_argument("--speaker-threshold", type=float, default=None, help="cosine (-1..1) below which a speaker is 'unknown' (default: the model's calibrated one)")
     mqtt = listen.add_argument_group(
@@ -546,6 +565,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=float, default=300.0, help="bench stream: audio length, seconds")
     bench.add_argument("--profile", action="store_true",
                        help="bench stream: cost per stage on one thread, start-up time and peak RSS of listen")
+    bench.add_argument("--tables", choices=("all", "emotion"), default="all",
+                       help="bench quality: every table, or only the emotion tables (added to OUT/results.json)")
     bench.add_argument("--ablation", default=None, help="bench quality: a folder of distill runs with other --losses")
     bench.add_argument("--ray", default="auto", help="bench labelling: Ray cluster address (default: auto)")
     bench.add_argument("--workers", default=None, help="bench labelling: teacher actor counts (default: 1,2)")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .adaptation import NORMALISED_INPUT, Baseline
 from .assets import atomic_write, check_built_on_model, resolve_head, sha256_file
 from .errors import HeadError
 
@@ -17,15 +18,31 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 
 class ProbeHead:
-    """Standardise, then logistic regression (W, b) or a one-hidden-layer MLP (W1, b1, W, b)."""
+    """Standardise, then logistic regression (W, b) or a one-hidden-layer MLP (W1, b1, W, b).
 
-    def __init__(self, name: str, classes: list[str], mean, std, W, b, W1=None, b1=None, card=None):
+    An adaptive head (arrays prior_mean and prior_std; card "input": "speaker_normalised") was trained on
+    embeddings normalised by each speaker's own statistics: it reads each embedding against a voice's
+    Baseline (edgepara.adaptation), the population prior when none is given. Its card may also carry the
+    "uncertain_below" threshold calibrated for it."""
+
+    def __init__(self, name: str, classes: list[str], mean, std, W, b, W1=None, b1=None, card=None,
+                 prior_mean=None, prior_std=None):
         self.name, self.classes, self.card = name, list(classes), card or {}
         self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         self.W, self.b = np.asarray(W, np.float32), np.asarray(b, np.float32)
         self.W1 = None if W1 is None else np.asarray(W1, np.float32)
         self.b1 = None if b1 is None else np.asarray(b1, np.float32)
         self.dim = len(self.mean)
+        self.adaptive = prior_mean is not None
+        if self.adaptive:
+            self.prior_mean = np.asarray(prior_mean, np.float64)
+            self.prior_std = np.asarray(prior_std, np.float64)
+            prior = self.card.get("adaptation", {})
+            self.prior_n = float(prior.get("prior_utterances", 1.0))
+            self.prior_n_spread = float(prior.get("prior_utterances_spread", 3.0))
+        threshold = self.card.get("uncertain_below")
+        self.uncertain_below = float(threshold) if isinstance(threshold, (int, float)) and not isinstance(
+            threshold, bool) and 0.0 <= threshold <= 1.0 else None
 
     @classmethod
     def load(cls, name_or_path: str, embedder_card: dict | None = None) -> "ProbeHead":
@@ -42,12 +59,19 @@ class ProbeHead:
         except Exception as err:
             raise HeadError(f"expected a head .npz at {path}, could not read it ({type(err).__name__})") from None
         check_head_arrays(arrays, len(classes), card.get("dim"), path.name)
-        known = {"mean", "std", "W", "b", "W1", "b1"}
+        adaptive = card.get("input") == NORMALISED_INPUT
+        if adaptive != ("prior_mean" in arrays and "prior_std" in arrays):
+            raise HeadError(f"{path.name}: expected arrays prior_mean and prior_std exactly when the card's input "
+                            f"is {NORMALISED_INPUT!r}, got input {card.get('input')!r} and arrays {sorted(arrays)}")
+        known = {"mean", "std", "W", "b", "W1", "b1", "prior_mean", "prior_std"}
         return cls(card.get("name", path.stem), classes, **{k: v for k, v in arrays.items() if k in known}, card=card)
 
-    def probabilities(self, embedding: np.ndarray) -> dict[str, float]:
+    def probabilities(self, embedding: np.ndarray, baseline: Baseline | None = None) -> dict[str, float]:
         if embedding.shape[-1] != self.dim:
             raise HeadError(f"head {self.name}: expected a {self.dim}-d embedding, got {embedding.shape[-1]}-d")
+        if self.adaptive:
+            embedding = (baseline or Baseline()).normalise(embedding, self.prior_mean, self.prior_std, self.prior_n,
+                                                           self.prior_n_spread)
         x = (embedding - self.mean) / self.std
         if self.W1 is not None:
             x = np.maximum(x @ self.W1 + self.b1, 0.0)
@@ -87,6 +111,9 @@ def check_head_arrays(arrays: dict[str, np.ndarray], n_classes: int, dim: int | 
     expected = {"mean": (d,), "std": (d,), "W": (hidden if "W1" in arrays else d, n_classes), "b": (n_classes,)}
     if "W1" in arrays:
         expected.update(W1=(d, hidden), b1=(hidden,))
+    for key in ("prior_mean", "prior_std"):  # an adaptive head's population prior
+        if key in arrays:
+            expected[key] = (d,)
     for key, shape in expected.items():
         if tuple(arrays[key].shape) != shape:
             raise HeadError(f"{where}: expected {key} of shape {shape} ({d}-d embedding, {n_classes} classes), "
@@ -98,9 +125,10 @@ def check_head_arrays(arrays: dict[str, np.ndarray], n_classes: int, dim: int | 
         bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
         if bad:
             raise HeadError(f"{where}: expected finite weights, got {bad} NaN/inf values in {key}")
-    if np.any(arrays["std"] <= 0):
-        raise HeadError(f"{where}: expected std > 0 everywhere (it divides), got {int(np.sum(arrays['std'] <= 0))} "
-                        f"values <= 0")
+    for key in ("std", "prior_std"):
+        if key in arrays and np.any(arrays[key] <= 0):
+            raise HeadError(f"{where}: expected {key} > 0 everywhere (it divides), got "
+                            f"{int(np.sum(arrays[key] <= 0))} values <= 0")
 
 
 def save_probe(path: Path, card: dict, arrays: dict[str, np.ndarray]) -> dict:

@@ -20,7 +20,7 @@ import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -66,9 +66,18 @@ class Profile:
     dim: int
     created: str
     updated: str
+    # running statistics of the enrolled utterances' raw embeddings (adaptation.Baseline.to_dict), the voice's
+    # own baseline for adaptive heads; absent in profiles enrolled before edgepara 0.4
+    baseline: dict | None = None
 
     def centroid_array(self) -> np.ndarray:
         return np.asarray(self.centroid, dtype=np.float64)
+
+    def baseline_state(self):
+        """The profile's adaptation.Baseline (empty when it has none): updated in memory as the speaker talks."""
+        from .adaptation import Baseline
+
+        return Baseline() if self.baseline is None else Baseline.from_dict(self.baseline, self.dim)
 
     def matches_model(self, model_card: dict) -> bool:
         name, sha256, dim = model_identity(model_card)
@@ -269,6 +278,10 @@ class ProfileStore:
         unit = _unit_rows(embeddings, dim)
         with self._locked():
             profile = self._merged(name, unit, float(seconds), model_card)
+            baseline = profile.baseline_state()  # the enrolled utterances become the voice's baseline
+            for row in np.asarray(embeddings, np.float64):
+                baseline.add(row)
+            profile = replace(profile, baseline=baseline.to_dict())
             self._write(profile)
         return profile
 
@@ -297,7 +310,22 @@ class ProfileStore:
             total_seconds = existing.seconds + float(seconds)
             check_enough_speech(total_seconds)
             merged = (existing.centroid_array() * existing.n_utterances + unit.sum(axis=0)) / n_total
-            profile = Profile(name, merged.tolist(), n_total, total_seconds, model, sha256, dim, existing.created, now)
+            profile = Profile(name, merged.tolist(), n_total, total_seconds, model, sha256, dim, existing.created, now,
+                              existing.baseline)
+        return profile
+
+    def add_to_baseline(self, name: str, heard) -> Profile | None:
+        """Adds `heard` (an adaptation.Baseline of utterances heard since the profile was loaded) to the
+        stored baseline of `name`, under the lock, so an enrollment meanwhile is kept. None when the speaker
+        has been removed meanwhile (nothing to update)."""
+        with self._locked():
+            profile = self.get(name)
+            if profile is None:
+                return None
+            baseline = profile.baseline_state()
+            baseline.merge(heard)
+            profile = replace(profile, baseline=baseline.to_dict(), updated=_now())
+            self._write(profile)
         return profile
 
     def remove(self, name: str) -> None:
@@ -454,5 +482,14 @@ def _profile_from_json(data, path: Path) -> Profile:
         raise bad(f"n_utterances {data['n_utterances']}")
     if path.stem != data["name"] and path.stem.casefold() != data["name"].casefold():
         raise bad(f"the name {data['name']!r} in a file named {path.name}")
+    baseline = data.get("baseline")
+    if baseline is not None:
+        from .adaptation import Baseline
+        from .errors import EdgeparaError
+
+        try:
+            Baseline.from_dict(baseline if isinstance(baseline, dict) else {}, data["dim"])
+        except EdgeparaError as err:
+            raise bad(f"an unreadable baseline ({err})") from None
     return Profile(data["name"], [float(v) for v in centroid], data["n_utterances"], float(data["seconds"]),
-                   data["model"], data["model_sha256"], data["dim"], data["created"], data["updated"])
+                   data["model"], data["model_sha256"], data["dim"], data["created"], data["updated"], baseline)

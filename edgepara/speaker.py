@@ -52,6 +52,7 @@ class SpeakerHead:
         if len(set(names)) != len(names) or UNKNOWN_SPEAKER in names:
             raise ProfileError(f"expected distinct speaker names other than {UNKNOWN_SPEAKER!r}, got {names}")
         self.name = name
+        self.store = None
         self.profiles = list(profiles)
         self.speakers = names
         self.classes = names + [UNKNOWN_SPEAKER]
@@ -74,7 +75,9 @@ class SpeakerHead:
                                f"run `edgepara enroll NAME FILE…` first")
         if threshold is None:
             threshold = shipped_threshold(embedder_card)
-        return cls(profiles, threshold, name=name, speaker_dims=embedder_card.get("speaker_dims"))
+        head = cls(profiles, threshold, name=name, speaker_dims=embedder_card.get("speaker_dims"))
+        head.store = store  # where the adaptation writes back what enrolled speakers said (Pipeline)
+        return head
 
     def cosines(self, embedding: np.ndarray) -> np.ndarray:
         """Cosine of `embedding` to each enrolled centroid, in `self.speakers` order."""

@@ -53,6 +53,9 @@ class Prediction:
     probs: dict[str, float]
     final: bool
     latency_ms: float = 0.0
+    # adaptive heads: the voice the embedding was read against ("stream" or an enrolled name) and how many of
+    # its utterances the baseline holds (0: the population prior, a cold start); None for other heads
+    baseline: dict | None = None
     type: str = "prediction"
 
 
@@ -70,6 +73,8 @@ Event = SpeechStart | SpeechEnd | Prediction | Overflow
 
 def event_to_dict(event) -> dict:
     d = asdict(event)
+    if d.get("baseline", 0) is None:  # only adaptive heads' predictions carry one
+        del d["baseline"]
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
 
 

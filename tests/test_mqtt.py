@@ -207,7 +207,7 @@ def one_error_line(result, *needles: str) -> str:
 def test_cli_publishes_the_jsonl_events_in_order_on_per_head_topics(tmp_path, broker):
     sub = Subscriber(broker.port, "edgepara-test/#")
     try:
-        r = run_cli(tmp_path, "listen", "--file", CLIP, "--head", "emotion,mask", "--no-dashboard",
+        r = run_cli(tmp_path, "listen", "--file", CLIP, "--head", "emotion,arousal,mask", "--no-dashboard",
                     "--jsonl", "events.jsonl", "--mqtt", broker.url, "--mqtt-prefix", "edgepara-test",
                     "--mqtt-device", "robot-1")
         assert r.returncode == 0, r.stderr
@@ -215,6 +215,8 @@ def test_cli_publishes_the_jsonl_events_in_order_on_per_head_topics(tmp_path, br
         jsonl = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
         assert {e["type"] for e in jsonl} >= {"speech_start", "speech_end", "prediction"}
         assert any(e["type"] == "prediction" and not e["final"] for e in jsonl)  # live ones travel too
+        # adaptive heads say which baseline they read the speech against; the others carry no such field
+        assert all(("baseline" in e) == (e["head"] in ("emotion", "arousal")) for e in jsonl if e["type"] == "prediction")
         expected = [(f"edgepara-test/robot-1/{e['head'] if e['type'] == 'prediction' else 'events'}", e)
                     for e in jsonl]
         got = [(topic, json.loads(payload)) for topic, payload in sub.take(len(expected))]

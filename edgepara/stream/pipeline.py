@@ -176,7 +176,12 @@ class Pipeline:
         max_utterance_s: longer speech is split into utterances of at most this length.
         threads, edgetpu: how the embedder runs (ignored when `embedder` is given).
         smoothing: weight of the previous live prediction in the exponential moving average, in [0, 1).
-        uncertain_below: a final top-class probability below this gives the label "uncertain".
+        uncertain_below: a top-class probability below this gives the label "uncertain" (default: each head's
+            own calibrated threshold from its card, else 0.4).
+        adaptation: "speaker" (default) reads adaptive heads (emotion, arousal) against the voice's own
+            baseline: an enrolled speaker's when the speaker head recognises them, else the stream's, which
+            starts again when the voice changes (see edgepara.adaptation); "off" reads them against the
+            population prior only. Other heads are not affected.
         callbacks: callables that get each event (e.g. JsonlSink, MqttSink, CallbackSink, a function).
         on_error: called as on_error(callback, event, exception) when a callback raises.
         embedder: a ready edgepara.runtime.Embedder (to share one between pipelines).
@@ -186,8 +191,9 @@ class Pipeline:
                  profiles: str | Path | None = None, speaker_threshold: float | None = None,
                  vad_aggressiveness: int = 2, frame_ms: int = 30, end_hangover_ms: int = 300,
                  min_speech_ms: int = 200, max_utterance_s: float = 10.0, threads: int = 1,
-                 edgetpu: bool = False, smoothing: float = 0.5, uncertain_below: float = 0.4,
-                 callbacks: Iterable[Callback] = (), on_error: ErrorHandler | None = None, embedder=None):
+                 edgetpu: bool = False, smoothing: float = 0.5, uncertain_below: float | None = None,
+                 adaptation: str = "speaker", callbacks: Iterable[Callback] = (),
+                 on_error: ErrorHandler | None = None, embedder=None):
         if embedder is None:
             from ..assets import DEFAULT_MODEL
             from ..runtime import Embedder
@@ -206,6 +212,7 @@ class Pipeline:
                            min_speech_ms=min_speech_ms)
         self.windower = Windower(embedder.window, embedder.hop, max_utterance_s=max_utterance_s)
         self.smoother = Smoother(self.heads, smoothing=smoothing, uncertain_below=uncertain_below)
+        self.adaptation = _adaptation_for(adaptation, self.heads, embedder.card)
         self.callbacks: list[Callback] = []
         for callback in callbacks:
             self.add_callback(callback)
@@ -240,6 +247,8 @@ class Pipeline:
         self.vad.reset()
         self.windower.reset()
         self.smoother.reset()
+        self.adaptation.reset()
+        self._new_utterance()
         self.stats = PipelineStats()
         self._samples = 0
         self._dropped_seen = 0
@@ -497,17 +506,77 @@ class Pipeline:
             elif isinstance(item, SpeechStart):
                 out.append(item)
                 self.smoother.process(item)
+                self._new_utterance()
             elif isinstance(item, SpeechEnd):
                 self.stats.utterances += 1
                 out.append(item)
-                out += self.smoother.process(item)  # the final predictions follow their SpeechEnd
+                mean = self._utterance_sum / self._utterance_windows if self._utterance_windows else None
+                voice = self._enrolled_voice()
+                # adaptive heads' finals read the utterance's mean embedding against the baseline its windows
+                # were read against; then the finished utterance joins its voice's baseline
+                finals = {} if mean is None else {
+                    h.name: h.probabilities(mean, self.adaptation.baseline_for(self._utterance_voice))
+                    for h in self.heads if _adaptive(h)}
+                out += self.smoother.process(item, final_probs=finals)  # the finals follow their SpeechEnd
+                if mean is not None:
+                    self.adaptation.end_utterance(mean, voice)
+                self._new_utterance()
         return out
 
     def _score(self, window: Window) -> ScoredWindow:
         embedding, ms = self.embedder.timed_embed(window.samples)
         self.stats.add_latency(ms)
-        probs = {head.name: head.probabilities(embedding) for head in self.heads}
-        return ScoredWindow(window=window, probs=probs, latency_ms=ms)
+        # Heads that read a voice's baseline come last: the speaker head's scores pick the voice.
+        probs = {head.name: head.probabilities(embedding) for head in self.heads if not _adaptive(head)}
+        baseline = None
+        if len(probs) < len(self.heads):
+            speaker = self._speaker_head()
+            if speaker is not None:
+                p = np.array([probs[speaker.name][c] for c in speaker.classes], dtype=np.float64)
+                self._speaker_scores = p if self._speaker_scores is None else self._speaker_scores + p
+                self._speaker_windows += 1
+            voice = self._utterance_voice = self._enrolled_voice()
+            state = self.adaptation.baseline_for(voice)
+            baseline = {"voice": voice or "stream", "utterances": state.n, "adaptation": self.adaptation.mode}
+            probs.update({head.name: head.probabilities(embedding, state) for head in self.heads if _adaptive(head)})
+        e = np.asarray(embedding, np.float64)
+        self._utterance_sum = e if self._utterance_sum is None else self._utterance_sum + e
+        self._utterance_windows += 1
+        return ScoredWindow(window=window, probs={h.name: probs[h.name] for h in self.heads}, latency_ms=ms,
+                            baseline=baseline)
+
+    def save_speaker_baselines(self) -> list[str]:
+        """Writes what the enrolled speakers said since the pipeline was built into their profiles' baselines
+        (each once: a second call adds only what came after). Returns the names updated. `edgepara listen`
+        calls it when the stream ends."""
+        speaker = self._speaker_head()
+        if speaker is None or getattr(speaker, "store", None) is None:
+            return []
+        updated = []
+        for name, heard in list(self.adaptation.heard.items()):
+            if heard.n and speaker.store.add_to_baseline(name, heard) is not None:
+                updated.append(name)
+            del self.adaptation.heard[name]
+        return updated
+
+    def _new_utterance(self) -> None:
+        """What the adaptation gathers over one utterance: its embeddings' sum, the speaker head's scores."""
+        self._utterance_sum, self._utterance_windows, self._speaker_scores, self._speaker_windows = None, 0, None, 0
+        self._utterance_voice = None  # the voice the last window was read against
+
+    def _speaker_head(self):
+        from ..speaker import SpeakerHead
+
+        return next((h for h in self.heads if isinstance(h, SpeakerHead)), None)
+
+    def _enrolled_voice(self) -> str | None:
+        """The enrolled speaker the speaker head names for the utterance so far (its windows' mean scores,
+        as its final prediction decides), or None."""
+        speaker = self._speaker_head()
+        if speaker is None or self._speaker_scores is None:
+            return None
+        label, _ = speaker.label_for(dict(zip(speaker.classes, self._speaker_scores / self._speaker_windows)))
+        return label if label in speaker.speakers else None
 
     def _publish(self, events: list[Event]) -> list[Event]:
         self.stats.vad_active = self.vad.active
@@ -538,6 +607,22 @@ class Pipeline:
                 logger.warning("edgepara: callback %s raised %s: %s; the stream goes on (later errors from it "
                                "are only counted in stats.callback_errors)", _describe(callback),
                                type(err).__name__, err)
+
+
+def _adaptive(head) -> bool:
+    return bool(getattr(head, "adaptive", False))
+
+
+def _adaptation_for(mode: str, heads: list, model_card: dict):
+    """The stream's Adaptation, with the enrolled speakers' baselines from their profiles."""
+    from ..adaptation import Adaptation
+    from ..speaker import SpeakerHead
+
+    enrolled = {}
+    for head in heads:
+        if isinstance(head, SpeakerHead):
+            enrolled = {p.name: p.baseline_state() for p in head.profiles}
+    return Adaptation(mode, speaker_dims=model_card.get("speaker_dims"), enrolled=enrolled)
 
 
 def _describe(callback: Callable) -> str:

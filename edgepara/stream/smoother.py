@@ -12,6 +12,7 @@ from ..errors import EdgeparaError, HeadError
 from ..types import Prediction, SpeechEnd, SpeechStart, Window
 
 UNCERTAIN = "uncertain"
+DEFAULT_UNCERTAIN_BELOW = 0.4  # for heads that calibrated no threshold of their own
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ class ScoredWindow:
     window: Window
     probs: dict[str, dict[str, float]]
     latency_ms: float = 0.0
+    baseline: dict | None = None  # the voice adaptive heads read this window against (Pipeline._score)
 
 
 @dataclass
@@ -31,6 +33,7 @@ class _HeadState:
     total: np.ndarray | None = None
     windows: int = 0
     classes: list[str] = field(default_factory=list)
+    baseline: dict | None = None
 
 
 class Smoother:
@@ -38,35 +41,40 @@ class Smoother:
     not the EMA (which favours the last windows): every window counts once, and it needs nothing but what
     the heads returned, so any head object works. (Offline evaluation applies probes to the mean embedding
     instead; the two agree when the windows agree, and can differ on utterances that change midway.)
+    Adaptive heads are the exception: the pipeline gives their final probabilities from the utterance's
+    mean embedding, the input they were trained on.
     A head with `label_for(probs) -> (label, confidence)` (e.g. speaker identification, which answers
-    "unknown") picks its own label; otherwise the top class, or "uncertain" below `uncertain_below`.
+    "unknown") picks its own label; otherwise the top class, or "uncertain" below `uncertain_below`: when
+    that is None, below the head's own calibrated `uncertain_below` (its card), else DEFAULT_UNCERTAIN_BELOW.
 
     A head may change its classes between windows (a speaker enrolled while listening, a user head that
     learns a class): that head's smoothing restarts at the window with the new classes, so its live and final
     predictions cover the windows since the change; other heads are not affected."""
 
-    def __init__(self, heads=(), smoothing: float = 0.5, uncertain_below: float = 0.4):
+    def __init__(self, heads=(), smoothing: float = 0.5, uncertain_below: float | None = None):
         if not 0.0 <= smoothing < 1.0:
             raise EdgeparaError(f"expected smoothing in [0, 1) (weight of the previous EMA), got {smoothing!r}")
-        if not 0.0 <= uncertain_below <= 1.0:
+        if uncertain_below is not None and not 0.0 <= uncertain_below <= 1.0:
             raise EdgeparaError(f"expected uncertain_below in [0, 1], got {uncertain_below!r}")
         self.heads = {head.name: head for head in heads}
         self.smoothing = float(smoothing)
-        self.uncertain_below = float(uncertain_below)
+        self.uncertain_below = None if uncertain_below is None else float(uncertain_below)
         self.reset()
 
     def reset(self) -> None:
         self._utterance: int | None = None
         self._state: dict[str, _HeadState] = {}
 
-    def process(self, item) -> list[Prediction]:
+    def process(self, item, final_probs: dict[str, dict[str, float]] | None = None) -> list[Prediction]:
+        """final_probs (with a SpeechEnd): head -> the final probabilities of heads that score the utterance
+        as a whole (adaptive heads read its mean embedding, as they were trained) instead of the windows' mean."""
         if isinstance(item, SpeechStart):
             self._utterance, self._state = item.utterance, {}
             return []
         if isinstance(item, ScoredWindow):
             return self._live(item)
         if isinstance(item, SpeechEnd):
-            out = self._final(item)
+            out = self._final(item, final_probs or {})
             self._utterance, self._state = None, {}
             return out
         return []
@@ -78,7 +86,14 @@ class Smoother:
             return str(label), float(confidence)
         top = max(probs, key=probs.get)
         confidence = float(probs[top])
-        return (top if confidence >= self.uncertain_below else UNCERTAIN), confidence
+        return (top if confidence >= self.threshold(head_name) else UNCERTAIN), confidence
+
+    def threshold(self, head_name: str) -> float:
+        """The top-class probability below which a head's label is "uncertain"."""
+        if self.uncertain_below is not None:
+            return self.uncertain_below
+        own = getattr(self.heads.get(head_name), "uncertain_below", None)
+        return DEFAULT_UNCERTAIN_BELOW if own is None else float(own)
 
     def _live(self, scored: ScoredWindow) -> list[Prediction]:
         out = []
@@ -91,8 +106,11 @@ class Smoother:
                 state.ema = self.smoothing * state.ema + (1.0 - self.smoothing) * p
                 state.total += p
             state.windows += 1
+            if getattr(self.heads.get(head_name), "adaptive", False):
+                state.baseline = scored.baseline
             out.append(self._prediction(head_name, state.classes, state.ema, scored.window.t_end,
-                                        scored.window.utterance, final=False, latency_ms=scored.latency_ms))
+                                        scored.window.utterance, final=False, latency_ms=scored.latency_ms,
+                                        baseline=state.baseline))
         return out
 
     def _state_for(self, head_name: str, probs) -> _HeadState:
@@ -108,12 +126,19 @@ class Smoother:
             state = self._state[head_name] = _HeadState(classes=list(probs))
         return state
 
-    def _final(self, end: SpeechEnd) -> list[Prediction]:
-        return [self._prediction(name, s.classes, s.total / s.windows, end.t, end.utterance, final=True)
-                for name, s in self._state.items() if s.windows]
+    def _final(self, end: SpeechEnd, final_probs: dict) -> list[Prediction]:
+        out = []
+        for name, s in self._state.items():
+            if not s.windows:
+                continue
+            p = s.total / s.windows
+            if name in final_probs and set(final_probs[name]) == set(s.classes):
+                p = np.array([final_probs[name][c] for c in s.classes])
+            out.append(self._prediction(name, s.classes, p, end.t, end.utterance, final=True, baseline=s.baseline))
+        return out
 
-    def _prediction(self, head_name, classes, p, t, utterance, final, latency_ms=0.0) -> Prediction:
+    def _prediction(self, head_name, classes, p, t, utterance, final, latency_ms=0.0, baseline=None) -> Prediction:
         probs = {c: float(v) for c, v in zip(classes, p)}
         label, confidence = self.label(head_name, probs)
         return Prediction(t=t, utterance=utterance, head=head_name, label=label, confidence=confidence,
-                          probs=probs, final=final, latency_ms=latency_ms)
+                          probs=probs, final=final, latency_ms=latency_ms, baseline=baseline)

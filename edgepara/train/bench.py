@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..assets import atomic_write, available_models, resolve_model
+from ..errors import EdgeparaError
 from ..audio import read_audio
 from ..stream.windower import offline_windows
 from .data import Utterance, data_root as find_data_root, load_manifest, noise_paths, room_paths
@@ -365,6 +366,9 @@ def quality(out: Path, cache: Path, runs: Path, data_root=None, log=print, comma
         for block in WHISPER_SYSTEMS[model]:
             sizes[f"whisper {model} b{block}"] = sizes[f"whisper {model}"]
     sizes["teachers_concat"] = sum(sizes[f"whisper {m}"] for m in WHISPER_SYSTEMS) + sizes["resemblyzer"]
+    from .emotion_bench import emotion_quality
+
+    emotion, _ = emotion_quality(systems, root, cache, log)
     report = {"command": command, "utterances": {k: len(v) for k, v in sets.items()},
               "mask_task": {"utterances": len(masked), "held_out_mask": HELD_OUT_MASK,
                             "note": "simulated: clean speech filtered with measured mask attenuation curves"},
@@ -372,13 +376,68 @@ def quality(out: Path, cache: Path, runs: Path, data_root=None, log=print, comma
                             f"{ROBUST_SNR_DB:g} dB SNR (files never heard in distillation)",
               "teachers_concat": list(DISTILLATION_TEACHERS),
               "sizes_bytes": sizes, "results": results, "retention": retention(results),
-              "seeds": seed_summary(results)}
+              "seeds": seed_summary(results), "emotion": emotion}
     record_in_model_cards(report)
+    emotion["command"] = command
+    record_emotion_in_model_cards(emotion)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", report)
     (out / "results.md").write_text(markdown_table(report))
     plot(report, out / "size_quality.png")
     return report
+
+
+def emotion_only(out: Path, cache: Path, runs: Path, data_root=None, log=print, command: str = "") -> dict:
+    """`bench quality --tables emotion`: only the emotion tables (every system), written into the existing
+    results.json beside the other tables (which a run of the same models measured), and into the model cards."""
+    from .emotion_bench import emotion_quality
+
+    path = out / "results.json"
+    if not path.exists():
+        raise EdgeparaError(f"expected {path} from a full `edgepara bench quality` run to add the emotion tables to, "
+                            f"got none")
+    report = json.loads(path.read_text())
+    report["emotion"], _ = emotion_quality(system_embedders(runs, None), find_data_root(data_root), cache, log)
+    report["emotion"]["command"] = command
+    record_emotion_in_model_cards(report["emotion"])
+    write_json(path, report)
+    (out / "results.md").write_text(markdown_table(report))
+    return report
+
+
+def record_emotion_in_model_cards(emotion: dict) -> None:
+    for model in available_models():
+        path, card = resolve_model(model)
+        probes, live = emotion["probes"].get(f"{model} int8"), emotion["live"].get(model)
+        if probes is None or live is None:
+            continue
+        card["metrics"]["emotion_int8"] = {"probe": probes, "live": live, "command": emotion.get("command")}
+        card["metrics"]["targets_emotion"] = against_emotion_targets(model, emotion)
+        write_json(path.with_suffix(".json"), card)
+
+
+# Issue targets for the shipped heads through the live pipeline: (small, tiny)
+EMOTION_TARGETS = {
+    "loco_live_uar_adaptation_speaker.mean": (0.60, 0.55),
+    "shipped_arousal_test_speakers.baved_arabic.uar": (0.65, 0.60),
+}
+
+
+def against_emotion_targets(model: str, emotion: dict) -> dict:
+    live = emotion["live"][model]
+    out = {}
+    for key, (small, tiny) in EMOTION_TARGETS.items():
+        value = live
+        for part in key.split("."):
+            value = value[part]
+        target = small if model == "edgepara-small" else tiny
+        out[key] = {"value": value, "target": target, "met": value >= target,
+                    "missed_by": None if value >= target else round(target - value, 4)}
+    certain = [v["certain_accuracy"] for v in live["certain_loco_test_speakers"].values()]
+    out["certain_loco_accuracy_min"] = {"value": min(certain), "target": 0.70, "met": min(certain) >= 0.70,
+                                        "coverage": {k: v["certain_coverage"]
+                                                     for k, v in live["certain_loco_test_speakers"].items()}}
+    return out
 
 
 def mask_X_rows(mask_X: dict) -> dict:
@@ -554,6 +613,10 @@ def markdown_table(report: dict) -> str:
               "| system | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for system, r in report["retention"].items():
         lines.append(f"| {system} | " + " | ".join(str(r.get(n, "-")) for n in names) + " |")
+    if report.get("emotion"):
+        from .emotion_bench import markdown as emotion_markdown
+
+        lines.append(emotion_markdown(report["emotion"]))
     if report.get("seeds"):
         lines += ["", "Seeds (shipped configuration, float; mean ± sd over the seeds listed):", "",
                   "| model | seeds | " + " | ".join(SEED_METRICS) + " |", "|---|---|" + "---:|" * len(SEED_METRICS)]

@@ -30,70 +30,66 @@ def probe_card(name: str, task: str, probe, model: str, metrics: dict, data: str
             **extra, "data": data, "license": license}
 
 
-# Every labelled emotion corpus in the data root, mapped onto RAVDESS's eight classes (EmoDB's boredom has
-# no counterpart and is left out; emospeech_in's labels are self-reported by its users).
-EMOTION_MAPS = {
-    "ravdess": {c: c for c in ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")},
-    "emodb": {"neutral": "neutral", "happiness": "happy", "sadness": "sad", "anger": "angry", "fear": "fearful",
-              "disgust": "disgust"},
-    "emospeech_in": {"calm": "calm", "angry": "angry", "fearful": "fearful", "happy": "happy"},
+LABELLED_DATA = ("RAVDESS (Livingstone & Russo 2018; CC BY-NC-SA 4.0), EmoDB (Burkhardt et al. 2005; research use), "
+                 "ASED (Retta et al. 2023; research use), BAVED (research use), Indian EmoSpeech Command Dataset "
+                 "(Banga et al. 2019; CC BY-NC-SA 4.0)")
+LABELLED_LICENSE = "CC BY-NC-SA 4.0 and research use only (trained on RAVDESS, emospeech_in, EmoDB, ASED, BAVED)"
+TASK_DESCRIPTIONS = {
+    "emotion": "emotion, the 4 classes every labelled corpus shares (neutral/calm, happy, sad, angry), read against "
+               "the speaker's own baseline",
+    "arousal": "arousal (low / neutral / high), from BAVED's three levels and the categories' place on the arousal "
+               "axis, read against the speaker's own baseline",
 }
-
-
-def emotion_corpora(model: str, cache: Path, data_root, log) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """corpus -> (int8 utterance embeddings, mapped labels, split) for the utterances whose label maps.
-    Splits are speaker-disjoint: RAVDESS 1-16/17-18/19-24, EmoDB's and emospeech_in's manifest splits
-    (emospeech_in has no test split: its val users are its test speakers here, never used to choose C)."""
-    root = find_data_root(data_root)
-    out = {}
-    for corpus, mapping in EMOTION_MAPS.items():
-        rows = [u for u in load_manifest(corpus, root) if u.label in mapping]
-        # RAVDESS maps whole, the very rows of the benchmark's set: share its cached features
-        set_name = "ravdess" if corpus == "ravdess" else f"{corpus}_emotion_head"
-        X = features(int8_system(model), [Item(u) for u in rows], cache, set_name, log=log)
-        split = np.array([("test" if u.split == "val" else u.split) if corpus == "emospeech_in" else u.split
-                          for u in rows])
-        out[corpus] = (X, np.array([mapping[u.label] for u in rows]), split)
-    return out
-
-
-def _fit_on(corpora: dict, names) -> object:
-    """A probe on the train splits of `names`, C chosen on their validation splits."""
-    pick = lambda part: [(X[s == part], y[s == part]) for X, y, s in (corpora[n] for n in names)]
-    (Xt, yt), (Xv, yv) = [(np.concatenate([a for a, _ in p]), np.concatenate([b for _, b in p]))
-                          for p in (pick("train"), pick("val"))]
-    return fit_probe(Xt, yt, Xv, yv)
 
 
 def train_emotion_head(model: str, cache: Path, data_root=None, out_dir: Path | None = None, log=print,
                        command: str = "") -> dict:
-    """One head on every labelled emotion corpus (RAVDESS, EmoDB, emospeech_in); each corpus reported on its
-    own test speakers, and leave-one-corpus-out (fitted on the other two, scored on the classes they share)."""
-    corpora = emotion_corpora(model, cache, data_root, log)
-    probe = _fit_on(corpora, list(corpora))
-    per_corpus, loco = {}, {}
-    for name, (X, y, split) in corpora.items():
-        test = split == "test"
-        per_corpus[name] = {k: round(v, 4) for k, v in scores(y[test], probe.predict(X[test])).items()}
-        others = [n for n in corpora if n != name]
-        held_out = _fit_on(corpora, others)
-        known = test & np.isin(y, held_out.classes)
-        loco[name] = {k: round(v, 4) for k, v in scores(y[known], held_out.predict(X[known])).items()}
-        loco[name]["classes"] = sorted(set(y[known]))
-    card = probe_card("emotion", "emotion (8 classes: RAVDESS's set; acted English, acted German, self-reported "
-                      "Indian phone speech)", probe, model, {
-        "test_speakers": per_corpus,
-        "leave_one_corpus_out": loco,
-        "split": "fit on the train speakers of RAVDESS (actors 1-16), EmoDB and emospeech_in, C chosen on their "
-                 "validation speakers (RAVDESS 17-18, EmoDB's val), refit on train + val; tested on RAVDESS 19-24, "
-                 "EmoDB's test speakers, emospeech_in's val users. Leave-one-corpus-out: fitted on two corpora, "
-                 "scored on the third's test speakers over the classes the two know",
-        "command": command}, data="RAVDESS (Livingstone & Russo 2018), EmoDB (Burkhardt et al. 2005; research "
-                                  "use), Indian EmoSpeech Command Dataset (Banga et al. 2019)",
-        license="CC BY-NC-SA 4.0 and research use only (trained on RAVDESS, emospeech_in and EmoDB)")
-    card = save_probe((out_dir or heads_dir() / model) / "emotion.npz", card, probe.arrays())
-    log(f"emotion head on {model}: " + ", ".join(f"{n} acc {r['accuracy']:.3f} UAR {r['uar']:.3f}"
-                                                 for n, r in per_corpus.items()))
+    """The shipped `emotion` (shared classes) and `arousal` heads, fitted and measured by the recipe in
+    train/emotion.py (the same run as `bench quality`'s live tables), and the 8-class RAVDESS head."""
+    from .emotion import corpus_features
+    from .emotion_bench import live_tables
+    from .emotion_corpora import AROUSAL_MAPS, EMOTION_MAPS
+    from .emotion import head_from_probe
+
+    root = find_data_root(data_root)
+    X = corpus_features(int8_system(model), root, cache, log)
+    report, heads = live_tables(model, X, root, log)
+    cards = {}
+    for task, (probe, extra) in heads.items():
+        _, arrays, fields = head_from_probe(task, probe, {"uncertain_below": extra["uncertain_below"]})
+        maps = EMOTION_MAPS if task == "emotion" else AROUSAL_MAPS
+        metrics = dict(extra["metrics"])
+        if task == "emotion":
+            metrics["leave_one_corpus_out_live"] = {k: v for k, v in report.items()
+                                                    if k.startswith(("loco_live", "certain", "uncertain"))}
+        card = probe_card(task, TASK_DESCRIPTIONS[task], probe, model, dict(
+            metrics,
+            split="fit on the training and validation speakers of every corpus below (C chosen on the validation "
+                  "speakers, every (corpus, class) weighted equally), each speaker's embeddings standardised by that "
+                  "speaker's own statistics; reported on each corpus's test speakers through the live pipeline (one "
+                  "stream per speaker, cold start included)", command=command),
+            data=LABELLED_DATA, license=LABELLED_LICENSE, **{k: v for k, v in fields.items()
+                                                             if k in ("input", "adaptation", "uncertain_below")},
+            label_maps={c: m for c, m in maps.items()})
+        card["version"] = "0.4.0"
+        cards[task] = save_probe((out_dir or heads_dir() / model) / f"{task}.npz", card, arrays)
+    cards["emotion8"] = train_ravdess_head(model, cache, root, out_dir, log, command)
+    return cards
+
+
+def train_ravdess_head(model: str, cache: Path, root: Path, out_dir: Path | None, log, command: str) -> dict:
+    """RAVDESS's own 8 classes, for acted studio English: fit on actors 1-16, C on 17-18, refit on 1-18."""
+    rows = load_manifest("ravdess", root)
+    X = features(int8_system(model), [Item(u) for u in rows], cache, "ravdess", log=log)
+    y, split = np.array([u.label for u in rows]), np.array([u.split for u in rows])
+    probe = fit_probe(X[split == "train"], y[split == "train"], X[split == "val"], y[split == "val"])
+    test = {k: round(v, 4) for k, v in scores(y[split == "test"], probe.predict(X[split == "test"])).items()}
+    card = probe_card("emotion8", "emotion, RAVDESS's 8 classes (acted studio English; no speaker adaptation)", probe,
+                      model, {"ravdess_test_actors": test, "split": "fit on RAVDESS actors 1-16, C on 17-18, refit on "
+                              "1-18; tested on actors 19-24 (utterance means)", "command": command},
+                      data="RAVDESS (Livingstone & Russo 2018)")
+    card = save_probe((out_dir or heads_dir() / model) / "emotion8.npz", card, probe.arrays())
+    log(f"emotion8 head on {model}: RAVDESS test actors acc {test['accuracy']:.3f} UAR {test['uar']:.3f}")
     return card
 
 

@@ -34,12 +34,12 @@ def scores(y_true, y_pred) -> dict[str, float]:
     return {"accuracy": float(np.mean(y_true == y_pred)), "uar": float(np.mean(recalls))}
 
 
-def fit_with_c(X, y, C, classes, seed=0) -> Probe:
+def fit_with_c(X, y, C, classes, seed=0, sample_weight=None) -> Probe:
     from sklearn.linear_model import LogisticRegression
 
     mean, std = X.mean(axis=0), X.std(axis=0) + 1e-6
     clf = LogisticRegression(C=C, max_iter=3000, random_state=seed)
-    clf.fit((X - mean) / std, y)
+    clf.fit((X - mean) / std, y, sample_weight=sample_weight)
     order = [list(clf.classes_).index(c) for c in classes]
     W, b = clf.coef_, clf.intercept_
     if W.shape[0] == 1:  # binary: sklearn keeps one row; expand to two-class softmax form
