@@ -187,6 +187,9 @@ class DashboardView:
                        tuple(record.predictions.get(h) for h in self.heads))
                 body = self.cached(console, options, "utterance body", key, build, width - 4)
             title = Text(f"utterance {record.number}")
+            baseline = next((p.baseline for p in record.predictions.values() if p.baseline), None)
+            if baseline:  # what the adaptive heads read this utterance against
+                title.append(f" · vs {describe_baseline(baseline)}", "dim")
             if record.ended:
                 title.append(f" · {record.duration:.1f} s", "dim")
                 title.append(" · final", "green")
@@ -366,6 +369,13 @@ class DashboardView:
 
 
 # ------------------------------------------------------------------------------------------ primitives
+
+
+def describe_baseline(baseline: dict) -> str:
+    """e.g. "population (cold start)", "stream, 4 utt.", "alice, 12 utt." for an adaptive head's prediction."""
+    if baseline.get("adaptation") == "off" or not baseline.get("utterances"):
+        return "population" + ("" if baseline.get("adaptation") == "off" else " (cold start)")
+    return f"{baseline.get('voice', 'stream')}, {baseline['utterances']} utt."
 
 
 def ranked(probs: dict[str, float]) -> list[tuple[str, float]]:

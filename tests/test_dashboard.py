@@ -294,3 +294,15 @@ def test_a_sinks_status_line_shows_in_the_header_and_losses_stand_out():
     status["line"] = "MQTT reconnecting · queued 12 · dropped 3"
     assert "MQTT reconnecting · queued 12 · dropped 3" in draw(board, 160, 40)[0]
     assert "1;31" in draw_styled(board, 160, 40).splitlines()[0]  # bold red once something was dropped
+
+
+def test_the_utterance_says_what_the_adaptive_heads_read_it_against():
+    dashboard = Dashboard("edgepara-small", ["emotion", "mask"], "file: clip.wav")
+    dashboard.update([SpeechStart(0.0, 0), Prediction(1.0, 0, "emotion", "happy", 0.6, probabilities("emotion", "happy", 0.6),
+                                                      False, baseline={"voice": "ana", "utterances": 7,
+                                                                       "adaptation": "speaker"})])
+    assert "vs ana, 7 utt." in "\n".join(draw(dashboard, 100, 30))
+    dashboard.update([SpeechEnd(2.0, 0, 2.0), SpeechStart(3.0, 1),
+                      Prediction(4.0, 1, "emotion", "sad", 0.6, probabilities("emotion", "sad", 0.6), False,
+                                 baseline={"voice": "stream", "utterances": 0, "adaptation": "speaker"})])
+    assert "vs population (cold start)" in "\n".join(draw(dashboard, 100, 30))
