@@ -10,7 +10,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from .errors import EdgeparaError, HeadError, ModelError
+from .errors import EdgeparaError, HeadError, ModelError, UsageError
 
 DEFAULT_MODEL = "edgepara-small"
 
@@ -50,6 +50,7 @@ def atomic_write_all(outputs, mode: int = 0o644) -> None:
             os.close(fd)
             staged.append((path, Path(tmp)))
             save(Path(tmp))
+            _take_numpy_spill(Path(tmp))
             os.chmod(tmp, mode)
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())  # the data must be on disk before the rename makes it the file
@@ -60,6 +61,21 @@ def atomic_write_all(outputs, mode: int = 0o644) -> None:
     finally:
         for _, tmp in staged:
             tmp.unlink(missing_ok=True)
+            for spill in NUMPY_SUFFIXES:
+                Path(f"{tmp}{spill}").unlink(missing_ok=True)
+
+
+NUMPY_SUFFIXES = (".npy", ".npz")
+
+
+def _take_numpy_spill(tmp: Path) -> None:
+    """np.save / np.savez append their suffix to a path without it (`--out emb`, `--out y.wav`): what they
+    wrote is then TMP.npy, not TMP. That file is the output: it takes TMP's place, so exactly the named path
+    is written, whatever its suffix."""
+    for suffix in NUMPY_SUFFIXES:
+        spill = Path(f"{tmp}{suffix}")
+        if spill.exists():
+            os.replace(spill, tmp)
 
 
 def fsync_directory(directory: Path) -> None:
@@ -268,11 +284,20 @@ def check_built_on_model(artifact: str, artifact_card: dict, model_card: dict, *
 
 # --- output paths -----------------------------------------------------------------------------------------
 
-def check_writable_destination(path: str | Path, option: str) -> Path:
+def check_writable_destination(path: str | Path, option: str, inputs=()) -> Path:
     """Refuses an output path that cannot be written, before any long work is done for it: its nearest
     existing folder must be a folder in which a file can be created (tried for real: permissions alone miss
-    read-only mounts and pseudo file systems such as /proc)."""
+    read-only mounts and pseudo file systems such as /proc). An output that is one of the `inputs` (the same
+    file, by any name) is a usage error: writing it would destroy what is being read."""
     path = Path(path)
+    for source in inputs:
+        try:
+            same = path.exists() and Path(source).exists() and os.path.samefile(path, source)
+        except OSError:
+            same = False
+        if same:
+            raise UsageError(f"{option}: expected an output path other than the inputs, got {path}, which is the "
+                             f"input {source}")
     if path.is_dir():
         raise EdgeparaError(f"{option}: expected a file path, got the folder {path}")
     folder = path.parent

@@ -276,15 +276,19 @@ def cmd_embed(args) -> int:
     from .assets import atomic_write_all, check_writable_destination
     from .embed import embed_files
 
-    check_writable_destination(args.out, "--out")  # before the embedding work, not after it
-    if args.per_window:
-        check_writable_destination(args.per_window, "--per-window")
-    result = embed_files(args.files, model=args.model, per_window=bool(args.per_window), use_vad=not args.no_vad)
     out = Path(args.out)
+    per_window = Path(args.per_window) if args.per_window else None
+    if per_window is not None and per_window.suffix != ".npz":
+        per_window = per_window.with_suffix(".npz")
+    # before the embedding work, not after it; never over an input, nor both outputs on one file
+    check_writable_destination(out, "--out", inputs=args.files)
+    if per_window is not None:
+        check_writable_destination(per_window, "--per-window", inputs=args.files)
+        if per_window.resolve() == out.resolve():
+            raise UsageError(f"expected --out and --per-window to name two files, got {out} for both")
+    result = embed_files(args.files, model=args.model, per_window=per_window is not None, use_vad=not args.no_vad)
     outputs = [(out, lambda tmp: np.save(tmp, result.embeddings))]
-    if args.per_window:
-        per_window = Path(args.per_window)
-        per_window = per_window if per_window.suffix == ".npz" else per_window.with_suffix(".npz")
+    if per_window is not None:
         outputs.append((per_window, lambda tmp: np.savez(
             tmp, embedding=result.window_embeddings, file_index=result.window_file_index,
             t_start=result.window_t_start, t_end=result.window_t_end)))
@@ -296,7 +300,7 @@ def cmd_embed(args) -> int:
         targets = " and ".join(str(path) for path, _ in outputs)
         raise EdgeparaError(f"expected to write {targets}, got {err.strerror or err}") from None
     print(f"wrote {out}: {result.embeddings.shape[0]} files x {result.embeddings.shape[1]}-d ({args.model})")
-    if args.per_window:
+    if per_window is not None:
         print(f"wrote {per_window}: {len(result.window_embeddings)} windows")
     return 0
 
@@ -402,6 +406,9 @@ def cmd_speakers(args) -> int:
 def cmd_train_head(args) -> int:
     from .assets import check_writable_destination
 
+    from .heads import validate_head_name
+
+    validate_head_name(args.name)
     user_heads = _train_module("user_heads", needs=("sklearn",))
     # refused before the embedding work: a minute of work must not end in "cannot write"
     check_writable_destination(Path(args.out or f"{args.name}.npz").with_suffix(".npz"), "--out")

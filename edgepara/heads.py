@@ -2,12 +2,13 @@
 Speaker identification from enrolled profiles lives in speaker.py."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 
 from .adaptation import NORMALISED_INPUT, Baseline
-from .assets import atomic_write, check_built_on_model, resolve_head, sha256_file
+from .assets import atomic_write_all, check_built_on_model, resolve_head
 from .errors import HeadError
 
 
@@ -79,6 +80,23 @@ class ProbeHead:
         return {c: float(v) for c, v in zip(self.classes, p)}
 
 
+HEAD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def validate_head_name(name: str) -> str:
+    """A head's name becomes NAME.npz / NAME.json and a `--head` word: letters, digits, '_' and '-', not
+    starting with '-', at most 64 characters, so no path (`../evil` must not write outside the folder) and no
+    suffix; and not "speaker" (that word names the enrolled-speaker head)."""
+    from .errors import UsageError
+
+    if not isinstance(name, str) or not HEAD_NAME.fullmatch(name):
+        raise UsageError(f"expected a head name of letters, digits, '_' and '-' (up to 64, no path or suffix), "
+                         f"got {name!r}")
+    if name == "speaker":
+        raise UsageError("expected a head name other than 'speaker' (the enrolled-speaker head), got 'speaker'")
+    return name
+
+
 def check_head_matches_model(head_file: str, head_card: dict, model_card: dict) -> None:
     check_built_on_model(head_file, head_card, model_card, built="head was trained",
                          advice="retrain the head for this model")
@@ -132,12 +150,19 @@ def check_head_arrays(arrays: dict[str, np.ndarray], n_classes: int, dim: int | 
 
 
 def save_probe(path: Path, card: dict, arrays: dict[str, np.ndarray]) -> dict:
-    """Writes NAME.npz and NAME.json (no pickles), atomically; the card gets the npz's size and sha256."""
+    """Writes NAME.npz and NAME.json (no pickles), both or neither (a full disk leaves the previous pair as it
+    was, never a head without its card); the card gets the npz's size and sha256."""
+    import hashlib
+    import io
     import json
 
     path = Path(path).with_suffix(".npz")
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: np.savez(tmp, **{k: np.asarray(v, np.float32) for k, v in arrays.items()}))
-    card = dict(card, file=path.name, sha256=sha256_file(path), bytes=path.stat().st_size)
-    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(card, indent=2) + "\n"))
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
+    data = buffer.getvalue()
+    card = dict(card, file=path.name, sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+    text = json.dumps(card, indent=2) + "\n"
+    atomic_write_all([(path, lambda tmp: tmp.write_bytes(data)),
+                      (path.with_suffix(".json"), lambda tmp: tmp.write_text(text))])
     return card

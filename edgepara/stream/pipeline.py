@@ -533,7 +533,9 @@ class Pipeline:
             speaker = self._speaker_head()
             if speaker is not None:
                 p = np.array([probs[speaker.name][c] for c in speaker.classes], dtype=np.float64)
-                self._speaker_scores = p if self._speaker_scores is None else self._speaker_scores + p
+                if self._speaker_scores is None or self._speaker_scores.shape != p.shape:  # someone enrolled
+                    self._speaker_scores, self._speaker_windows = np.zeros_like(p), 0
+                self._speaker_scores += p
                 self._speaker_windows += 1
             voice = self._utterance_voice = self._enrolled_voice()
             state = self.adaptation.baseline_for(voice)

@@ -1,6 +1,7 @@
 """Sinks consume pipeline events. Each is a callable, so it can go straight into Pipeline(callbacks=...)."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -28,21 +29,30 @@ def event_to_json(event) -> dict:
 
 
 class JsonlSink:
-    """One JSON object per event and line, flushed per line so a reader sees events as they happen."""
+    """One JSON object per event and line, flushed per line so a reader sees events as they happen.
+
+    A file is appended to, never truncated: a restarted service keeps the log of its earlier runs. Each line
+    goes to the file in one write on a descriptor opened with O_APPEND, so several writers on one path (two
+    `listen`s) interleave whole lines, never pieces of them."""
 
     def __init__(self, path_or_dash: str | Path = "-"):
         self.target = str(path_or_dash)
+        self._fd = None
         if self.target == "-":
             self._file, self._owned = sys.stdout, False
         else:
             try:
-                self._file, self._owned = open(self.target, "w", encoding="utf-8"), True
+                self._fd = os.open(self.target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             except OSError as err:
                 raise EdgeparaError(f"expected a writable path for JSON lines, got {self.target} "
                                     f"({err.strerror or type(err).__name__})") from None
+            self._file, self._owned = None, True
 
     def write(self, event) -> None:
         line = json.dumps(event_to_json(event), ensure_ascii=False) + "\n"
+        if self._fd is not None:
+            self._append(line.encode("utf-8"))
+            return
         try:
             self._file.write(line)
             self._file.flush()
@@ -64,9 +74,19 @@ class JsonlSink:
         except (OSError, ValueError, AttributeError):  # stdout without a real descriptor (e.g. captured)
             pass
 
+    def _append(self, data: bytes) -> None:
+        try:
+            written = os.write(self._fd, data)
+            if written < len(data):  # a regular file takes a line whole unless the disk filled meanwhile
+                raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as err:
+            raise EdgeparaError(f"expected to append JSON lines to {self.target}, got "
+                                f"{err.strerror or type(err).__name__}") from None
+
     def close(self) -> None:
-        if self._owned and not self._file.closed:
-            self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self) -> "JsonlSink":
         return self

@@ -30,10 +30,13 @@ def probe_card(name: str, task: str, probe, model: str, metrics: dict, data: str
             **extra, "data": data, "license": license}
 
 
-LABELLED_DATA = ("RAVDESS (Livingstone & Russo 2018; CC BY-NC-SA 4.0), EmoDB (Burkhardt et al. 2005; research use), "
-                 "ASED (Retta et al. 2023; research use), BAVED (research use), Indian EmoSpeech Command Dataset "
-                 "(Banga et al. 2019; CC BY-NC-SA 4.0)")
-LABELLED_LICENSE = "CC BY-NC-SA 4.0 and research use only (trained on RAVDESS, emospeech_in, EmoDB, ASED, BAVED)"
+CORPUS_CITATIONS = {
+    "ravdess": "RAVDESS (Livingstone & Russo 2018; CC BY-NC-SA 4.0)",
+    "emodb": "EmoDB (Burkhardt et al. 2005; research use)",
+    "ased_amharic": "ASED (Retta et al. 2023; research use)",
+    "emospeech_in": "Indian EmoSpeech Command Dataset (Banga et al. 2019; CC BY-NC-SA 4.0)",
+    "baved_arabic": "BAVED (Aouf 2019; research use)",
+}
 TASK_DESCRIPTIONS = {
     "emotion": "emotion, the 4 classes every labelled corpus shares (neutral/calm, happy, sad, angry), read against "
                "the speaker's own baseline",
@@ -46,10 +49,9 @@ def train_emotion_head(model: str, cache: Path, data_root=None, out_dir: Path | 
                        command: str = "") -> dict:
     """The shipped `emotion` (shared classes) and `arousal` heads, fitted and measured by the recipe in
     train/emotion.py (the same run as `bench quality`'s live tables), and the 8-class RAVDESS head."""
-    from .emotion import corpus_features
+    from .emotion import corpus_features, head_from_probe
     from .emotion_bench import live_tables
     from .emotion_corpora import AROUSAL_MAPS, EMOTION_MAPS
-    from .emotion import head_from_probe
 
     root = find_data_root(data_root)
     X = corpus_features(int8_system(model), root, cache, log)
@@ -68,9 +70,10 @@ def train_emotion_head(model: str, cache: Path, data_root=None, out_dir: Path | 
                   "speakers, every (corpus, class) weighted equally), each speaker's embeddings standardised by that "
                   "speaker's own statistics; reported on each corpus's test speakers through the live pipeline (one "
                   "stream per speaker, cold start included)", command=command),
-            data=LABELLED_DATA, license=LABELLED_LICENSE, **{k: v for k, v in fields.items()
+            data=", ".join(CORPUS_CITATIONS[c] for c in maps),
+            license=f"CC BY-NC-SA 4.0 and research use only (trained on {', '.join(maps)})", **{k: v for k, v in fields.items()
                                                              if k in ("input", "adaptation", "uncertain_below")},
-            label_maps={c: m for c, m in maps.items()})
+            label_maps=maps)
         card["version"] = "0.4.0"
         cards[task] = save_probe((out_dir or heads_dir() / model) / f"{task}.npz", card, arrays)
     cards["emotion8"] = train_ravdess_head(model, cache, root, out_dir, log, command)
