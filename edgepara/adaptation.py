@@ -14,8 +14,8 @@ the population's (shipped in the head as `prior_mean` / `prior_std`) by a prior 
   from the prior when an utterance's voice plainly does not match the stream's (speaker-part cosine to the
   stream voice's centroid below VOICE_CHANGE_COSINE), so a clearly different speaker is not read against
   the previous one. The bar is deliberately low: one utterance is weak evidence, and each false restart
-  throws the baseline away (at the speaker head's own threshold, about one utterance in eight of a single
-  speaker restarted the stream in `bench quality`'s live streams, costing 1-2 points of UAR). Changes between
+  throws the baseline away (at the speaker head's own threshold, single-speaker streams restarted often
+  enough to lose accuracy; `bench quality` reports the restarts of its live streams). Changes between
   similar voices therefore go unnoticed and their utterances share one baseline; enroll the people who
   matter and the speaker head keeps each one's own.
 """
