@@ -15,9 +15,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from .errors import (EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, EXIT_RUNTIME, EXIT_USAGE,
                      DeviceError, EdgeparaError, MissingExtraError, NoSpeechError, UsageError)
+from .options import (COSINE, PROBABILITY, int_at_least, mqtt_url, number_at_least, positive_int, positive_int_list,
+                      speaker_name)
 from .stream.sinks import OutputClosedError
 
 DEFAULT_HEAD = "emotion"
+BENCH_STREAM_MIN_S = 30.0  # bench stream needs several utterances to time (shorter runs had nothing to report)
 
 DISTILL_LOSSES = "whisper,resemblyzer,gram,speaker_id,emotion,whisper_emotion"
 
@@ -308,12 +311,13 @@ def cmd_embed(args) -> int:
 def cmd_distill(args) -> int:
     distill = _train_module("distill")
     sizes = tuple(s.strip() for s in args.sizes.split(","))
-    if args.workers < 1:
-        raise UsageError(f"expected --workers >= 1, got {args.workers}")
-    cfg = distill.DistillConfig(sizes=sizes, epochs=args.epochs, seed=args.seed, corrupt_share=args.corrupt_share,
-                                limit_clips=args.limit_clips, workers=args.workers,
-                                losses=tuple(x.strip() for x in args.losses.split(",")),
-                                data=args.data, ray=args.ray, label_only=args.label_only)
+    try:  # sizes and losses are checked by the config, before any work: a bad one is a usage error
+        cfg = distill.DistillConfig(sizes=sizes, epochs=args.epochs, seed=args.seed, corrupt_share=args.corrupt_share,
+                                    limit_clips=args.limit_clips, workers=args.workers,
+                                    losses=tuple(x.strip() for x in args.losses.split(",")),
+                                    data=args.data, ray=args.ray, label_only=args.label_only)
+    except EdgeparaError as err:
+        raise UsageError(str(err)) from None
     cache = args.cache
     if cache is None:  # each --data gets its own cache, so it never meets the shared corpora's targets
         cache = "cache/targets-v2" if not args.data else \
@@ -339,14 +343,14 @@ def cmd_bench(args) -> int:
                      seconds=args.seconds, data_root=args.data_root, command=_command_line())
         return 0
     if args.what == "labelling":
-        counts = tuple(int(x) for x in args.workers.split(",")) if args.workers else (1, 2)
-        if not counts or min(counts) < 1:
-            raise UsageError(f"expected --workers as positive counts like 1,2, got {args.workers}")
+        counts = args.workers or (1, 2)
         _train_module("bench_labelling").labelling(Path(args.out), data_root=args.data_root, address=args.ray,
                                                    worker_counts=counts, n_clips=args.clips, data=args.data,
                                                    command=_command_line())
         print((Path(args.out) / "labelling.json").read_text())
         return 0
+    if args.ablation is not None and not Path(args.ablation).is_dir():  # looked at before hours of embedding
+        raise UsageError(f"--ablation: expected a folder of distill runs, got {args.ablation} (not a folder)")
     bench = _train_module("bench")
     if args.what == "quality" and args.tables == "emotion":
         bench.emotion_only(Path(args.out), Path(args.cache), Path(args.runs), data_root=args.data_root,
@@ -364,6 +368,9 @@ def cmd_bench(args) -> int:
 def cmd_write_heads(args) -> int:
     """The shipped heads of every model, from the embeddings `bench quality` cached: its own command, so that
     measuring never rewrites what ships."""
+    if not Path(args.cache).is_dir():  # a typo must not start minutes of embedding into a new folder
+        raise UsageError(f"--cache: expected the folder of embeddings `edgepara bench quality` cached, got "
+                         f"{args.cache} (not a folder; run bench quality first)")
     heads = _train_module("heads")
     from .assets import available_models
 
@@ -379,6 +386,8 @@ def cmd_enroll(args) -> int:
 
     # --seconds is parsed here, not by argparse, so a bad value is one line like every other error.
     seconds = None if args.seconds is None else check_record_seconds(args.seconds)
+    if seconds is None and not args.files:
+        raise UsageError("expected audio files or --seconds N to record from the microphone, got neither")
     profile = enroll(args.name, args.files, seconds=seconds, model=args.model, profiles=args.profiles,
                      device=args.device)
     print(f"enrolled {profile.name}: {profile.n_utterances} utterances, {profile.seconds:.1f} s of speech")
@@ -440,20 +449,8 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
-_positive_int.toml_type = int  # what the config file must hold for such an option (see config.py)
+        # the same prefix as every other error (README: "edgepara: error: …"); --help of the command that failed
+        self.exit(EXIT_USAGE, f"edgepara: error: {message} (see {self.prog} --help)\n")
 
 
 def _version() -> str:
@@ -487,8 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--realtime", action="store_true", help="play --file at real-time pace")
     listen.add_argument("--stdin", action="store_true",
                         help="audio on stdin: a WAV or FLAC stream, else raw s16le PCM at --rate/--channels (e.g. from arecord)")
-    listen.add_argument("--rate", type=int, default=16000, help="sample rate of --stdin audio, Hz")
-    listen.add_argument("--channels", type=int, default=1, help="channels of --stdin audio")
+    listen.add_argument("--rate", type=positive_int, default=16000, help="sample rate of --stdin audio, Hz")
+    listen.add_argument("--channels", type=positive_int, default=1, help="channels of --stdin audio")
     listen.add_argument("--demo", action="store_true", help="replay the bundled speech clip (no microphone needed)")
     listen.add_argument("--fallback-demo", action="store_true",
                         help="when no microphone is found, say so and replay the bundled clip")
@@ -497,21 +494,21 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--no-dashboard", action="store_true", help="no live dashboard; print final labels instead")
     listen.add_argument("--vad-aggressiveness", type=int, default=2, choices=range(4), metavar="0-3",
                         help="how readily webrtcvad calls a frame non-speech (0 least, 3 most)")
-    listen.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="interpreter threads")
+    listen.add_argument("--threads", type=positive_int, default=1, metavar="N", help="interpreter threads")
     listen.add_argument("--edgetpu", action="store_true", help="run NAME_edgetpu.tflite (from edgetpu_compiler, beside the model) on a Coral Edge TPU; "
                              "says so and runs on the CPU when it cannot")
-    listen.add_argument("--uncertain-below", type=float, default=None,
+    listen.add_argument("--uncertain-below", type=PROBABILITY, default=None,
                         help="label 'uncertain' below this top-class probability (0-1; default: each head's "
                              "calibrated threshold from its card, else 0.4)")
     listen.add_argument("--adaptation", choices=("speaker", "off"), default="speaker",
                         help="speaker: read emotion and arousal against the voice's own baseline (an enrolled "
                              "speaker's when recognised, else the stream's); off: against the population only")
     listen.add_argument("--profiles", default=None, help="speaker profile directory (default: XDG data dir)")
-    listen.add_argument("--speaker-threshold", type=float, default=None, help="cosine (-1..1) below which a speaker is 'unknown' (default: the model's calibrated one)")
+    listen.add_argument("--speaker-threshold", type=COSINE, default=None, help="cosine (-1..1) below which a speaker is 'unknown' (default: the model's calibrated one)")
     mqtt = listen.add_argument_group(
         "MQTT", "publish every event to a broker; credentials only from EDGEPARA_MQTT_USERNAME and "
                 "EDGEPARA_MQTT_PASSWORD or --mqtt-config, never in the URL")
-    mqtt.add_argument("--mqtt", metavar="URL", help="mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (TLS)")
+    mqtt.add_argument("--mqtt", metavar="URL", type=mqtt_url, help="mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (TLS)")
     mqtt.add_argument("--mqtt-prefix", metavar="PREFIX",
                       help="topics PREFIX/DEVICE/HEAD and PREFIX/DEVICE/events (default: edgepara)")
     mqtt.add_argument("--mqtt-device", metavar="NAME", help="device level of the topics (default: the host name)")
@@ -519,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     mqtt.add_argument("--mqtt-ca", metavar="FILE", help="CA certificate(s) for mqtts:// (default: the system's)")
     mqtt.add_argument("--mqtt-config", metavar="FILE",
                       help="TOML file, table [mqtt]: username, password, ca_file, queue_size, flush_timeout_s")
-    mqtt.add_argument("--mqtt-queue", type=int, metavar="N",
+    mqtt.add_argument("--mqtt-queue", type=positive_int, metavar="N",
                       help="events kept while the broker is away (all but live predictions); the oldest go past N "
                            "(default: 1000)")
     listen.set_defaults(fn=cmd_listen)
@@ -534,16 +531,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     distill = sub.add_parser("distill", help="[train] distil the students from the teachers")
     distill.add_argument("--sizes", default="edgepara-tiny,edgepara-small", help="comma-separated student sizes")
-    distill.add_argument("--epochs", type=int, default=None,
+    distill.add_argument("--epochs", type=positive_int, default=None,
                          help="passes over the data (default: each size's shipped schedule, tiny 12, small 8)")
     distill.add_argument("--seed", type=int, default=0, help="random seed")
-    distill.add_argument("--corrupt-share", type=float, default=0.5,
+    distill.add_argument("--corrupt-share", type=PROBABILITY, default=0.5,
                          help="share of windows heard through real rooms/noise/gain/Opus each epoch (default 0.5)")
     # the training package's LOSSES, spelled out: the CLI never imports training code (tested equal)
     distill.add_argument("--losses", default=DISTILL_LOSSES,
                          help=f"any of {DISTILL_LOSSES.replace(',', ', ')} (default: all; ablations drop some)")
-    distill.add_argument("--limit-clips", type=int, default=None, help="use only the first N recordings (smoke tests)")
-    distill.add_argument("--workers", type=int, default=2,
+    distill.add_argument("--limit-clips", type=positive_int, default=None, help="use only the first N recordings (smoke tests)")
+    distill.add_argument("--workers", type=positive_int, default=2,
                          help="teacher labelling processes, or with --ray teacher actors (each 1 CPU, 2 GiB)")
     distill.add_argument("--data", default=None, metavar="DIR|CSV",
                          help="distil from this audio (a folder, searched recursively, or a CSV manifest with a path "
@@ -569,15 +566,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--data-root", default=None, help="evaluation data folder (default: ../shared/data)")
     bench.add_argument("--model", default="edgepara-tiny", help="bench stream: the model")
     bench.add_argument("--head", default="emotion", help="bench stream: heads")
-    bench.add_argument("--seconds", type=float, default=300.0, help="bench stream: audio length, seconds")
+    bench.add_argument("--seconds", type=number_at_least(BENCH_STREAM_MIN_S), default=300.0,
+                       help=f"bench stream: audio length, seconds (at least {BENCH_STREAM_MIN_S:g})")
     bench.add_argument("--profile", action="store_true",
                        help="bench stream: cost per stage on one thread, start-up time and peak RSS of listen")
     bench.add_argument("--tables", choices=("all", "emotion"), default="all",
                        help="bench quality: every table, or only the emotion tables (added to OUT/results.json)")
     bench.add_argument("--ablation", default=None, help="bench quality: a folder of distill runs with other --losses")
     bench.add_argument("--ray", default="auto", help="bench labelling: Ray cluster address (default: auto)")
-    bench.add_argument("--workers", default=None, help="bench labelling: teacher actor counts (default: 1,2)")
-    bench.add_argument("--clips", type=int, default=200, help="bench labelling: clips to label (default: 200)")
+    bench.add_argument("--workers", type=positive_int_list, default=None,
+                       help="bench labelling: teacher actor counts (default: 1,2)")
+    bench.add_argument("--clips", type=positive_int, default=200, help="bench labelling: clips to label (default: 200)")
     bench.add_argument("--data", default=None, metavar="DIR|CSV",
                        help="bench labelling: audio to label (default: the shared corpora's training audio)")
     bench.set_defaults(fn=cmd_bench)
@@ -589,7 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     write_heads.set_defaults(fn=cmd_write_heads)
 
     enroll = sub.add_parser("enroll", help="enroll a speaker from files or the microphone")
-    enroll.add_argument("name", help="the speaker's name, as listen will label them")
+    enroll.add_argument("name", type=speaker_name, help="the speaker's name, as listen will label them")
     enroll.add_argument("files", nargs="*", help="audio files of the speaker (or --seconds N to record)")
     enroll.add_argument("--seconds", default=None, help="record this many seconds from the microphone")
     enroll.add_argument("--device", default=None, help="input device name or index for --seconds (see `edgepara devices`)")
@@ -598,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.set_defaults(fn=cmd_enroll)
 
     speakers = sub.add_parser("speakers", help="list or remove enrolled speakers")
-    speakers.add_argument("--remove", metavar="NAME", help="remove this speaker's profile")
+    speakers.add_argument("--remove", metavar="NAME", type=speaker_name, help="remove this speaker's profile")
     speakers.add_argument("--profiles", default=None, help="speaker profile directory (default: XDG data dir)")
     speakers.set_defaults(fn=cmd_speakers)
 
@@ -607,7 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
     th.add_argument("--data", required=True, help="a folder with one sub-folder per class, or a CSV path,label[,speaker]")
     th.add_argument("--model", default=DEFAULT_MODEL, help="the model whose embeddings the head reads")
     th.add_argument("--out", default=None, help="output .npz (default: ./NAME.npz)")
-    th.add_argument("--min-per-class", type=int, default=5, help="fewest files a class may have")
+    th.add_argument("--min-per-class", type=int_at_least(2), default=5, help="fewest files a class may have (>= 2)")
     th.set_defaults(fn=cmd_train_head)
     return p
 

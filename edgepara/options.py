@@ -1,0 +1,124 @@
+"""Command-line value checks, one per kind of value: argparse calls them while parsing, and the config file
+(config.py) runs the same check on its values, so a bad value is a usage error (exit 2, one line) before any
+work starts, wherever it came from. Each check carries `toml_type`, the TOML type the config file must hold."""
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def _number(text: str, kind, what: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = _number(text, int, "an integer >= 1")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+positive_int.toml_type = int
+
+
+def int_at_least(low: int):
+    """A check for an integer >= low."""
+    def check(text: str) -> int:
+        value = _number(text, int, f"an integer >= {low}")
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        return value
+
+    check.toml_type = int
+    return check
+
+
+def non_negative_int(text: str) -> int:
+    value = _number(text, int, "an integer >= 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+non_negative_int.toml_type = int
+
+
+def number_in(low: float, high: float, unit: str = ""):
+    """A check for a finite number in [low, high]."""
+    what = f"a number from {low:g} to {high:g}{unit}"
+
+    def check(text: str) -> float:
+        value = _number(text, float, what)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value:g}")
+        return value
+
+    check.toml_type = float
+    check.__name__ = f"number_in_{low:g}_{high:g}"
+    return check
+
+
+def number_at_least(low: float, unit: str = ""):
+    """A check for a finite number >= low."""
+    what = f"a number >= {low:g}{unit}"
+
+    def check(text: str) -> float:
+        value = _number(text, float, what)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value:g}")
+        return value
+
+    check.toml_type = float
+    return check
+
+
+def positive_int_list(text: str) -> tuple[int, ...]:
+    """Comma-separated positive integers, e.g. "1,2"."""
+    try:
+        values = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1 like 1,2, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1 like 1,2, got {text!r}")
+    return values
+
+
+positive_int_list.toml_type = str
+
+PROBABILITY = number_in(0.0, 1.0)
+COSINE = number_in(-1.0, 1.0)
+
+
+def speaker_name(text: str) -> str:
+    """A name a speaker profile can have (profiles.validate_name)."""
+    from .errors import ProfileError
+    from .profiles import validate_name
+
+    try:
+        return validate_name(text)
+    except ProfileError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+speaker_name.toml_type = str
+
+
+def mqtt_url(text: str) -> str:
+    """mqtt://HOST[:PORT] or mqtts://HOST[:PORT], no credentials (stream.mqtt.parse_broker_url)."""
+    from .errors import EdgeparaError
+    from .stream.mqtt import parse_broker_url
+
+    try:
+        parse_broker_url(text)
+    except EdgeparaError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+mqtt_url.toml_type = str
