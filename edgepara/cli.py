@@ -15,8 +15,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from .errors import (EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, EXIT_RUNTIME, EXIT_USAGE,
                      DeviceError, EdgeparaError, MissingExtraError, NoSpeechError, UsageError)
-from .options import (COSINE, PROBABILITY, int_at_least, mqtt_url, number_at_least, positive_int, positive_int_list,
-                      speaker_name)
+from .options import (COSINE, PROBABILITY, int_at_least, mqtt_device, mqtt_prefix, mqtt_url, number_at_least,
+                      positive_int, positive_int_list, speaker_name)
 from .stream.sinks import OutputClosedError
 
 DEFAULT_HEAD = "emotion"
@@ -509,9 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
         "MQTT", "publish every event to a broker; credentials only from EDGEPARA_MQTT_USERNAME and "
                 "EDGEPARA_MQTT_PASSWORD or --mqtt-config, never in the URL")
     mqtt.add_argument("--mqtt", metavar="URL", type=mqtt_url, help="mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (TLS)")
-    mqtt.add_argument("--mqtt-prefix", metavar="PREFIX",
+    mqtt.add_argument("--mqtt-prefix", metavar="PREFIX", type=mqtt_prefix,
                       help="topics PREFIX/DEVICE/HEAD and PREFIX/DEVICE/events (default: edgepara)")
-    mqtt.add_argument("--mqtt-device", metavar="NAME", help="device level of the topics (default: the host name)")
+    mqtt.add_argument("--mqtt-device", metavar="NAME", type=mqtt_device, help="device level of the topics (default: the host name)")
     mqtt.add_argument("--mqtt-qos", type=int, choices=(0, 1, 2), help="QoS of every message (default: 1)")
     mqtt.add_argument("--mqtt-ca", metavar="FILE", help="CA certificate(s) for mqtts:// (default: the system's)")
     mqtt.add_argument("--mqtt-config", metavar="FILE",

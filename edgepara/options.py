@@ -122,3 +122,33 @@ def mqtt_url(text: str) -> str:
 
 
 mqtt_url.toml_type = str
+
+
+def mqtt_prefix(text: str) -> str:
+    """A topic prefix such as "edgepara" or "home/robots" (stream.mqtt)."""
+    from .errors import EdgeparaError
+    from .stream.mqtt import _check_prefix
+
+    try:
+        return _check_prefix(text)
+    except EdgeparaError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+mqtt_prefix.toml_type = str
+
+
+def mqtt_device(text: str) -> str:
+    """One topic level naming the device; printable characters only."""
+    from .errors import EdgeparaError
+    from .stream.mqtt import _topic_level
+
+    if not text.isprintable():
+        raise argparse.ArgumentTypeError(f"expected a device name of printable characters, got {text!r}")
+    try:
+        return _topic_level(text, "device name", fix=False)
+    except EdgeparaError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+mqtt_device.toml_type = str

@@ -262,7 +262,13 @@ class ProfileStore:
             # Some decoder messages already end in ' at' ("Invalid control character at").
             raise ProfileError(f"expected a JSON speaker profile in {path}, got unparsable text "
                                f"({err.msg.removesuffix(' at')} at line {err.lineno} column {err.colno})") from None
-        return _profile_from_json(data, path)
+        try:
+            return _profile_from_json(data, path)
+        except ProfileError:
+            raise
+        except Exception as err:  # any shape the checks did not foresee: still one line naming the file
+            raise ProfileError(f"expected a JSON speaker profile in {path}, got one that cannot be used "
+                               f"({type(err).__name__}: {str(err)[:80]})") from None
 
     # -- writing ---------------------------------------------------------------------------------------
 
@@ -476,12 +482,15 @@ def _profile_from_json(data, path: Path) -> Profile:
             raise bad(f"{field} of type {type(value).__name__}")
     centroid = data["centroid"]
     if len(centroid) != data["dim"] or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                              and math.isfinite(v) for v in centroid):
-        raise bad(f"a centroid that is not {data['dim']} finite numbers")
+                                              and abs(v) <= 1e6 and math.isfinite(v) for v in centroid):
+        raise bad(f"a centroid that is not {data['dim']} finite numbers of a sane size")
     if data["n_utterances"] < 1:
         raise bad(f"n_utterances {data['n_utterances']}")
     if path.stem != data["name"] and path.stem.casefold() != data["name"].casefold():
         raise bad(f"the name {data['name']!r} in a file named {path.name}")
+    # an all-zero centroid resembles nobody and cannot be normalised: it cannot come from enrollment
+    if not any(centroid):
+        raise bad("an all-zero centroid")
     baseline = data.get("baseline")
     if baseline is not None:
         from .adaptation import Baseline

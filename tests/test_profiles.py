@@ -709,3 +709,15 @@ def test_enroll_still_refuses_an_unknown_option_among_the_files(tmp_path):
     assert r.returncode == 2
     assert "unrecognized arguments: --bogus" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "profiles").exists()
+
+
+@pytest.mark.parametrize("centroid, detail", [
+    ([0.0] * DIM, "all-zero centroid"),
+    ([1e308] * DIM, "sane size"),
+    ([10 ** 400] + [0.5] * (DIM - 1), "sane size"),
+])
+def test_a_centroid_no_enrollment_can_make_is_skipped_in_one_line(store, centroid, detail):
+    store.directory.mkdir(parents=True)
+    (store.directory / "bob.json").write_text(json.dumps(dict(valid_profile_json(), centroid=centroid)))
+    profiles, skipped = store.scan()
+    assert profiles == [] and len(skipped) == 1 and detail in skipped[0].reason

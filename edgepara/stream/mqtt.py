@@ -184,6 +184,7 @@ def resolve_credentials(username: str | None = None, password: str | None = None
 
 def _topic_level(name: str, what: str, *, fix: bool) -> str:
     """One level of a topic: MQTT reserves '/', '+', '#' (and forbids NUL)."""
+    _check_length(name, what)
     bad = [c for c in "/+#\0" if c in name]
     if not name or bad:
         if fix and name:
@@ -194,7 +195,18 @@ def _topic_level(name: str, what: str, *, fix: bool) -> str:
     return name
 
 
+MAX_TOPIC_PART_BYTES = 1024  # a prefix or device name; MQTT allows 65,535 bytes for the whole topic
+
+
+def _check_length(value: str, what: str) -> str:
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > MAX_TOPIC_PART_BYTES:
+        raise EdgeparaError(f"expected a {what} of at most {MAX_TOPIC_PART_BYTES} bytes, got {size}")
+    return value
+
+
 def _check_prefix(prefix: str) -> str:
+    _check_length(prefix, "topic prefix")
     levels = prefix.split("/")
     if not prefix or prefix.startswith("$") or any(not level or set(level) & set("+#\0") for level in levels):
         raise EdgeparaError(f"expected a topic prefix like 'edgepara' or 'home/robots' (no '+', '#', empty levels "
