@@ -8,12 +8,14 @@ EXIT_RUNTIME = 1  # the command was well formed but failed: a bad file, model, h
 EXIT_USAGE = 2  # the command line or config file is wrong (argparse uses 2 too)
 EXIT_NO_SPEECH = 3  # the audio decoded fine but held no speech (embed, enroll, listen --file/--demo/--stdin, train-head)
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM): `listen` stops cleanly, e.g. under systemd
 EXIT_OUTPUT_CLOSED = 141  # the reader of our output went away (128 + SIGPIPE, what a shell reports)
 
 EXIT_CODES_HELP = (
     f"exit codes: {EXIT_OK} ok, {EXIT_RUNTIME} runtime error (bad file, model, head, device), "
     f"{EXIT_USAGE} usage error (command line or config file), {EXIT_NO_SPEECH} no speech found in the audio, "
-    f"{EXIT_INTERRUPTED} interrupted (Ctrl-C), {EXIT_OUTPUT_CLOSED} output reader went away"
+    f"{EXIT_INTERRUPTED} interrupted (Ctrl-C), {EXIT_TERMINATED} terminated (SIGTERM), "
+    f"{EXIT_OUTPUT_CLOSED} output reader went away"
 )
 
 

@@ -79,3 +79,12 @@ def test_a_bad_config_value_is_a_usage_error(tmp_path, line, needle):
     config = tmp_path / "c.toml"
     config.write_text(f"[listen]\n{line}\n")
     assert_usage_error(run(tmp_path, "listen", "--config", config, "--file", CLIP), needle)
+
+
+def test_help_lists_every_exit_code_readme_promises(tmp_path):
+    r = run(tmp_path, "--help")
+    assert r.returncode == 0
+    text = " ".join(r.stdout.split())
+    for code in ("0 ok", "1 runtime error", "2 usage error", "3 no speech", "130 interrupted", "143 terminated",
+                 "141 output reader"):
+        assert code in text, code
