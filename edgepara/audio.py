@@ -59,15 +59,17 @@ def decoded_blocks(sound, name: str, block_frames: int = FILE_BLOCK_FRAMES,
     from .stream.resample import BoundaryConverter
 
     converter = BoundaryConverter(sound.samplerate, sound.channels, out_rate=target_rate)
+    decoded = 0  # frames read so far (soundfile's tell() is -1 once a seek inside a damaged file failed)
     try:
         while True:
             try:
                 block = sound.read(block_frames, dtype="float32", always_2d=True)
             except Exception as err:  # a corrupt frame deep inside the file
                 raise AudioError(f"expected decodable audio, could not decode {name} after "
-                                 f"{sound.tell() / sound.samplerate:.1f} s: {_first_line(err)}") from None
+                                 f"{decoded / sound.samplerate:.1f} s: {_first_line(err)}") from None
             if len(block) == 0:
                 break
+            decoded += len(block)
             try:
                 out = converter(block)
             except AudioError as err:  # name the file: in a batch, "NaN values" alone does not say which one

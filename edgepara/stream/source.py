@@ -6,6 +6,8 @@ its names are re-exported here, where the README and the demos import them from.
 """
 from __future__ import annotations
 
+import re
+
 import sys
 import time
 from pathlib import Path
@@ -142,6 +144,8 @@ def _open_piped_file(stream, read, head: bytes, kind: str):
         return sf.SoundFile(source)
     except Exception as err:  # soundfile raises several types for undecodable input
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        # libsndfile names what it opened; for a pipe that is our reader object's repr, which helps nobody
+        reason = re.sub(r"^Error opening <[^>]*>: ", "", reason)
         if getattr(source, "refused_seek", False):
             reason = "it needs seeking, which a pipe cannot do: use --file PATH"
         raise AudioError(f"expected a decodable {kind} stream on stdin, got one that could not be opened: "
