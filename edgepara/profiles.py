@@ -178,8 +178,8 @@ class ProfileStore:
         """All readable profiles, sorted by name; each unreadable profile file is logged as a warning and
         skipped. A missing directory is an empty store; one that cannot be read raises ProfileError."""
         profiles, skipped = self.scan()
-        for bad in skipped:
-            logger.warning(bad.warning())
+        for bad in skipped:  # the prefix every edgepara warning carries, also through a library's logging
+            logger.warning("edgepara: warning: %s", bad.warning())
         return profiles
 
     def scan(self) -> tuple[list[Profile], list[SkippedProfile]]:

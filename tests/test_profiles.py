@@ -232,6 +232,7 @@ def test_a_corrupt_profile_is_skipped_with_a_one_line_warning_naming_the_file(st
             assert [p.name for p in read()] == ["alice"]  # the good profile still loads
         warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1, warnings
+        assert warnings[0].startswith("edgepara: warning: skipped an unreadable speaker profile: ")
         assert f"expected a JSON speaker profile in {path}, got " in warnings[0]
         assert detail in warnings[0] and "\n" not in warnings[0]
         assert "`edgepara speakers --remove bob` deletes it" in warnings[0]
