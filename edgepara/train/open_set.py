@@ -1,0 +1,83 @@
+"""Open-set speaker identification as the live speaker head decides it: N people enrolled (3 utterances each),
+everyone else a stranger. Each utterance's score against a profile is the mean over its speech windows of the
+speaker-part cosine to the profile's centroid (what the final prediction averages); the best profile names
+the speaker when its score reaches the threshold, else "unknown". Measured over many random draws of who is
+enrolled, so that a threshold is judged by what it does with 1, 4 or 10 profiles, not one verification pair."""
+from __future__ import annotations
+
+import numpy as np
+
+N_ENROLLED = (1, 4, 10)
+DRAWS = 200
+TARGET_STRANGERS_UNKNOWN = 0.97  # at N = 4 on validation speakers: a stranger named as someone is the costly error
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / (np.linalg.norm(x, axis=-1, keepdims=True) + 1e-12)
+
+
+def utterance_scores(windows: list[np.ndarray], speaker_dims) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(unit utterance embeddings as `enroll` stores them: whole vectors, windows averaged; each utterance's
+    unit speaker-part windows)."""
+    from ..speaker import speaker_part
+
+    utterances = _unit(np.stack([w.mean(axis=0) for w in windows]))
+    return utterances, [_unit(speaker_part(w, speaker_dims)) for w in windows]
+
+
+def draw_decisions(windows: list[np.ndarray], speakers: np.ndarray, speaker_dims, n_enrolled: int,
+                   draws: int = DRAWS, seed: int = 0, enroll_from: np.ndarray | None = None,
+                   candidates: np.ndarray | None = None) -> list[dict]:
+    """For each draw: the best profile's score and whether it is the right person, for every utterance that was
+    not used to enroll ("stranger" rows belong to no profile). `enroll_from` limits the enrollment utterances
+    (e.g. RAVDESS's neutral/calm ones, so the others are queried across emotions); `candidates` the speakers
+    who may be enrolled (e.g. one corpus, with another's speakers as the strangers)."""
+    from ..speaker import speaker_part
+
+    rng = np.random.default_rng(seed)
+    utterances, unit_windows = utterance_scores(windows, speaker_dims)
+    names = np.unique(speakers) if candidates is None else np.asarray(candidates)
+    eligible = np.ones(len(speakers), bool) if enroll_from is None else np.asarray(enroll_from, bool)
+    out = []
+    for _ in range(draws):
+        enrolled = rng.choice(names, size=min(n_enrolled, len(np.unique(speakers)) - 1, len(names)), replace=False)
+        centroids, used = [], np.zeros(len(speakers), bool)
+        for s in enrolled:
+            pool = np.flatnonzero((speakers == s) & eligible)
+            pool = pool if len(pool) >= 3 else np.flatnonzero(speakers == s)
+            idx = rng.choice(pool, 3, replace=False)
+            used[idx] = True
+            centroids.append(_unit(speaker_part(utterances[idx].mean(axis=0), speaker_dims)))
+        C = np.stack(centroids)
+        scores = np.stack([(w @ C.T).mean(axis=0) for w in unit_windows])  # (utterances, profiles)
+        query = ~used
+        best = scores[query].argmax(axis=1)
+        out.append({"score": scores[query, best], "named": enrolled[best], "truth": speakers[query],
+                    "enrolled": np.isin(speakers[query], enrolled)})
+    return out
+
+
+def rates(decisions: list[dict], threshold: float) -> dict:
+    """Mean and sd over draws: enrolled speakers' utterances named right / named wrong / called unknown, and
+    strangers' utterances called unknown."""
+    per_draw = {"named_right": [], "named_wrong": [], "enrolled_unknown": [], "strangers_unknown": []}
+    for d in decisions:
+        accepted = d["score"] >= threshold
+        right = accepted & (d["named"] == d["truth"])
+        e, s = d["enrolled"], ~d["enrolled"]
+        if e.any():
+            per_draw["named_right"].append(right[e].mean())
+            per_draw["named_wrong"].append((accepted & ~right)[e].mean())
+            per_draw["enrolled_unknown"].append((~accepted)[e].mean())
+        if s.any():
+            per_draw["strangers_unknown"].append((~accepted)[s].mean())
+    return {k: {"mean": round(float(np.mean(v)), 4), "sd": round(float(np.std(v)), 4)} for k, v in per_draw.items() if v}
+
+
+def choose_threshold(decisions: list[dict], target: float = TARGET_STRANGERS_UNKNOWN) -> float:
+    """The lowest cosine at which strangers are called unknown at least `target` of the time (mean over draws)."""
+    candidates = np.round(np.arange(0.0, 1.0, 0.005), 3)
+    for t in candidates:
+        if rates(decisions, t)["strangers_unknown"]["mean"] >= target:
+            return float(t)
+    return float(candidates[-1])

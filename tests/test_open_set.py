@@ -1,0 +1,49 @@
+"""Open-set identification as the live speaker head decides it (edgepara/train/open_set.py), on generated
+speakers: strangers come out "unknown" above the chosen threshold, the rates add up, and the threshold is the
+lowest that meets the target."""
+import numpy as np
+import pytest
+
+from edgepara.train.open_set import choose_threshold, draw_decisions, rates
+
+
+def _speakers(rng, n_speakers=12, utterances=8, windows=3, dim=8, spread=0.35):
+    """Each speaker a direction; their windows scattered around it."""
+    W, spk = [], []
+    for s in range(n_speakers):
+        centre = rng.normal(size=dim)
+        centre /= np.linalg.norm(centre)
+        for _ in range(utterances):
+            W.append(centre + rng.normal(0, spread, (windows, dim)))
+            spk.append(f"s{s}")
+    return W, np.array(spk)
+
+
+def test_rates_add_up_and_strangers_need_a_high_enough_bar(rng):
+    W, spk = _speakers(rng)
+    decisions = draw_decisions(W, spk, None, 4, draws=30)
+    low, high = rates(decisions, -1.0), rates(decisions, 0.99)
+    assert low["strangers_unknown"]["mean"] == 0.0 and low["enrolled_unknown"]["mean"] == 0.0  # everyone named
+    assert high["strangers_unknown"]["mean"] == 1.0 and high["named_right"]["mean"] == 0.0  # nobody named
+    middle = rates(decisions, 0.6)
+    total = sum(middle[k]["mean"] for k in ("named_right", "named_wrong", "enrolled_unknown"))
+    assert total == pytest.approx(1.0, abs=1e-3)  # each rounded to 4 places
+    assert middle["named_right"]["mean"] > 0.8 and middle["strangers_unknown"]["mean"] > 0.8
+
+
+def test_the_threshold_is_the_lowest_that_keeps_strangers_out(rng):
+    W, spk = _speakers(rng)
+    decisions = draw_decisions(W, spk, None, 4, draws=30)
+    t = choose_threshold(decisions, target=0.97)
+    assert rates(decisions, t)["strangers_unknown"]["mean"] >= 0.97
+    assert rates(decisions, t - 0.005)["strangers_unknown"]["mean"] < 0.97
+
+
+def test_enrollment_draws_only_from_the_candidates_and_the_allowed_utterances(rng):
+    W, spk = _speakers(rng, n_speakers=6)
+    allowed = np.arange(len(spk)) % 8 < 3  # the first three utterances of each speaker
+    candidates = np.array(["s0", "s1", "s2"])
+    for d in draw_decisions(W, spk, None, 2, draws=20, enroll_from=allowed, candidates=candidates):
+        enrolled = set(d["truth"][d["enrolled"]])
+        assert enrolled <= set(candidates)
+        assert len(d["truth"]) == len(spk) - 3 * len(enrolled)  # exactly the enrollment utterances left out
