@@ -264,7 +264,7 @@ def _save_baselines(pipeline) -> None:
     try:
         pipeline.save_speaker_baselines()
     except EdgeparaError as err:
-        _say(f"edgepara: speaker baselines not updated: {err}")
+        _say(f"edgepara: warning: speaker baselines not updated: {err}")
 
 
 def _print_event(event) -> None:

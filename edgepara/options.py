@@ -39,16 +39,6 @@ def int_at_least(low: int):
     return check
 
 
-def non_negative_int(text: str) -> int:
-    value = _number(text, int, "an integer >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
-non_negative_int.toml_type = int
-
-
 def number_in(low: float, high: float, unit: str = ""):
     """A check for a finite number in [low, high]."""
     what = f"a number from {low:g} to {high:g}{unit}"

@@ -34,3 +34,22 @@ def test_ablations_are_every_other_variant_of_that_model():
     assert tiny["no-gram"] == {"ravdess_emotion.accuracy": 0.61, "ravdess_emotion.uar": 0.61,
                                "ravdess_verification_eer": 0.12}
     assert list(ablation_summary(RESULTS, "edgepara-small")) == ["small-epochs-16"]
+
+
+def test_the_emotion_tables_and_targets_come_from_the_committed_run():
+    """bench/results.json's emotion report (written by `bench quality --tables emotion`) renders, and the
+    targets on the cards are computed from it."""
+    import json
+    from pathlib import Path
+
+    from edgepara.train.bench import against_emotion_targets
+    from edgepara.train.emotion_bench import markdown
+
+    report = json.loads((Path(__file__).resolve().parents[1] / "bench" / "results.json").read_text())["emotion"]
+    text = markdown(report)
+    for system in report["probes"]:
+        assert f"| {system} |" in text
+    small = against_emotion_targets("edgepara-small", report)
+    live = report["live"]["edgepara-small"]["loco_live_uar_adaptation_speaker"]["mean"]
+    assert small["loco_live_uar_adaptation_speaker.mean"]["value"] == live
+    assert small["loco_live_uar_adaptation_speaker.mean"]["met"] == (live >= 0.60)
