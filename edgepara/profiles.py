@@ -323,11 +323,11 @@ class ProfileStore:
     def add_to_baseline(self, name: str, heard) -> Profile | None:
         """Adds `heard` (an adaptation.Baseline of utterances heard since the profile was loaded) to the
         stored baseline of `name`, under the lock, so an enrollment meanwhile is kept. None when the speaker
-        has been removed meanwhile (nothing to update)."""
+        has been removed (or enrolled with another model) meanwhile: nothing of theirs to update."""
         with self._locked():
             profile = self.get(name)
-            if profile is None:
-                return None
+            if profile is None or (heard.total is not None and len(heard.total) != profile.dim):
+                return None  # removed, or enrolled again with another model, meanwhile
             baseline = profile.baseline_state()
             baseline.merge(heard)
             profile = replace(profile, baseline=baseline.to_dict(), updated=_now())
