@@ -389,7 +389,7 @@ def cmd_enroll(args) -> int:
     if seconds is None and not args.files:
         raise UsageError("expected audio files or --seconds N to record from the microphone, got neither")
     profile = enroll(args.name, args.files, seconds=seconds, model=args.model, profiles=args.profiles,
-                     device=args.device)
+                     device=args.device, warn=lambda line: _say(f"edgepara: warning: {line}"))
     print(f"enrolled {profile.name}: {profile.n_utterances} utterances, {profile.seconds:.1f} s of speech")
     return 0
 

@@ -184,3 +184,4 @@ def test_listen_shows_emotion_and_arousal_with_the_adaptation_on_or_off(tmp_path
     configured = finals("--config", str(tmp_path / "config.toml"))
     assert [e["probs"] for e in configured] == [e["probs"] for e in off]
     assert "uncertain" not in {e["label"] for e in configured}  # 0 given: every label is shown
+
