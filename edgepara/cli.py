@@ -352,9 +352,9 @@ def cmd_bench(args) -> int:
     if args.ablation is not None and not Path(args.ablation).is_dir():  # looked at before hours of embedding
         raise UsageError(f"--ablation: expected a folder of distill runs, got {args.ablation} (not a folder)")
     bench = _train_module("bench")
-    if args.what == "quality" and args.tables == "emotion":
-        bench.emotion_only(Path(args.out), Path(args.cache), Path(args.runs), data_root=args.data_root,
-                           command=_command_line())
+    if args.what == "quality" and args.tables != "all":
+        bench.tables_only(args.tables, Path(args.out), Path(args.cache), Path(args.runs), data_root=args.data_root,
+                          command=_command_line())
         print((Path(args.out) / "results.md").read_text())
     elif args.what == "quality":
         bench.quality(Path(args.out), Path(args.cache), Path(args.runs), data_root=args.data_root,
@@ -570,8 +570,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"bench stream: audio length, seconds (at least {BENCH_STREAM_MIN_S:g})")
     bench.add_argument("--profile", action="store_true",
                        help="bench stream: cost per stage on one thread, start-up time and peak RSS of listen")
-    bench.add_argument("--tables", choices=("all", "emotion"), default="all",
-                       help="bench quality: every table, or only the emotion tables (added to OUT/results.json)")
+    bench.add_argument("--tables", choices=("all", "emotion", "speaker"), default="all",
+                       help="bench quality: every table, or only the emotion or open-set speaker tables (added to "
+                            "OUT/results.json)")
     bench.add_argument("--ablation", default=None, help="bench quality: a folder of distill runs with other --losses")
     bench.add_argument("--ray", default="auto", help="bench labelling: Ray cluster address (default: auto)")
     bench.add_argument("--workers", type=positive_int_list, default=None,

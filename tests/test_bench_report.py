@@ -53,3 +53,17 @@ def test_the_emotion_tables_and_targets_come_from_the_committed_run():
     live = report["live"]["edgepara-small"]["loco_live_uar_adaptation_speaker"]["mean"]
     assert small["loco_live_uar_adaptation_speaker.mean"]["value"] == live
     assert small["loco_live_uar_adaptation_speaker.mean"]["met"] == (live >= 0.60)
+
+
+def test_the_open_set_table_renders_from_the_committed_run():
+    import json
+    from pathlib import Path
+
+    from edgepara.train.bench import speaker_markdown
+
+    report = json.loads((Path(__file__).resolve().parents[1] / "bench" / "results.json").read_text())
+    text = speaker_markdown(report["speaker_open_set"])
+    card = json.loads((Path(__file__).resolve().parents[1] / "heads" / "edgepara-small" / "speaker.json").read_text())
+    adults = card["metrics"]["open_set_identification"]["speechocean762_test_adults"]["N=4"]
+    assert f"| edgepara-small ({card['threshold']:.3f}) | speechocean762_test_adults | 4 | " \
+           f"{adults['named_right']['mean']:.3f} |" in text  # the bench and the card agree

@@ -369,6 +369,7 @@ def quality(out: Path, cache: Path, runs: Path, data_root=None, log=print, comma
     from .emotion_bench import emotion_quality
 
     emotion, _ = emotion_quality(systems, root, cache, log)
+    speakers_open_set = dict(speaker_open_set(cache, root, log), command=command)
     report = {"command": command, "utterances": {k: len(v) for k, v in sets.items()},
               "mask_task": {"utterances": len(masked), "held_out_mask": HELD_OUT_MASK,
                             "note": "simulated: clean speech filtered with measured mask attenuation curves"},
@@ -376,7 +377,7 @@ def quality(out: Path, cache: Path, runs: Path, data_root=None, log=print, comma
                             f"{ROBUST_SNR_DB:g} dB SNR (files never heard in distillation)",
               "teachers_concat": list(DISTILLATION_TEACHERS),
               "sizes_bytes": sizes, "results": results, "retention": retention(results),
-              "seeds": seed_summary(results), "emotion": emotion}
+              "seeds": seed_summary(results), "emotion": emotion, "speaker_open_set": speakers_open_set}
     record_in_model_cards(report)
     emotion["command"] = command
     record_emotion_in_model_cards(emotion)
@@ -387,22 +388,58 @@ def quality(out: Path, cache: Path, runs: Path, data_root=None, log=print, comma
     return report
 
 
-def emotion_only(out: Path, cache: Path, runs: Path, data_root=None, log=print, command: str = "") -> dict:
-    """`bench quality --tables emotion`: only the emotion tables (every system), written into the existing
-    results.json beside the other tables (which a run of the same models measured), and into the model cards."""
+def tables_only(tables: str, out: Path, cache: Path, runs: Path, data_root=None, log=print,
+                command: str = "") -> dict:
+    """`bench quality --tables emotion|speaker`: only those tables, written into the existing results.json
+    beside the other tables (which a run of the same models measured), and into the model cards."""
     from .emotion_bench import emotion_quality
 
     path = out / "results.json"
     if not path.exists():
-        raise EdgeparaError(f"expected {path} from a full `edgepara bench quality` run to add the emotion tables to, "
-                            f"got none")
+        raise EdgeparaError(f"expected {path} from a full `edgepara bench quality` run to add the {tables} tables "
+                            f"to, got none")
     report = json.loads(path.read_text())
-    report["emotion"], _ = emotion_quality(system_embedders(runs, None), find_data_root(data_root), cache, log)
-    report["emotion"]["command"] = command
-    record_emotion_in_model_cards(report["emotion"])
+    root = find_data_root(data_root)
+    if tables == "emotion":
+        report["emotion"], _ = emotion_quality(system_embedders(runs, None), root, cache, log)
+        report["emotion"]["command"] = command
+        record_emotion_in_model_cards(report["emotion"])
+    else:
+        report["speaker_open_set"] = dict(speaker_open_set(cache, root, log), command=command)
     write_json(path, report)
     (out / "results.md").write_text(markdown_table(report))
     return report
+
+
+def speaker_open_set(cache: Path, root: Path, log=print) -> dict:
+    """Each shipped model's open-set identification at its shipped threshold, as the live head decides
+    (train/open_set.py: the same sets and draws as the speaker card)."""
+    from ..speaker import shipped_threshold
+    from .open_set import open_set_table, speaker_sets
+
+    out = {}
+    for model in available_models():
+        _, card = resolve_model(model)
+        threshold = shipped_threshold(card)
+        windows, speakers, sets = speaker_sets(model, cache, root, log)
+        out[model] = {"threshold": threshold,
+                      "open_set": open_set_table(card, windows, speakers, sets, root, threshold)}
+    return out
+
+
+def speaker_markdown(report: dict) -> str:
+    lines = ["", "Open-set speaker identification at the shipped threshold (live decision; mean over random draws "
+                 "of who is enrolled): enrolled named right / named wrong / strangers called unknown:", "",
+             "| model (threshold) | set | N | named right | named wrong | strangers unknown |",
+             "|---|---|---:|---:|---:|---:|"]
+    for model, r in report.items():
+        if not isinstance(r, dict):
+            continue
+        for name, by_n in r["open_set"].items():
+            for n, v in by_n.items():
+                lines.append(f"| {model} ({r['threshold']:.3f}) | {name} | {n[2:]} | {v['named_right']['mean']:.3f} | "
+                             f"{v['named_wrong']['mean']:.3f} | {v['strangers_unknown']['mean']:.3f} |")
+    return "\n".join(lines) + "\n"
 
 
 def record_emotion_in_model_cards(emotion: dict) -> None:
@@ -617,6 +654,8 @@ def markdown_table(report: dict) -> str:
         from .emotion_bench import markdown as emotion_markdown
 
         lines.append(emotion_markdown(report["emotion"]))
+    if report.get("speaker_open_set"):
+        lines.append(speaker_markdown(report["speaker_open_set"]))
     if report.get("seeds"):
         lines += ["", "Seeds (shipped configuration, float; mean ± sd over the seeds listed):", "",
                   "| model | seeds | " + " | ".join(SEED_METRICS) + " |", "|---|---|" + "---:|" * len(SEED_METRICS)]

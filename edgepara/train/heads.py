@@ -203,45 +203,15 @@ def calibrate_speaker_threshold(model: str, cache: Path, data_root=None, out_dir
     RAVDESS test actors (enrolled from neutral/calm, queried across emotions), speechocean762's test children
     and adults, emospeech_in's validation users (phones) and across corpora, with verification EER beside."""
     from .export import write_json
-    from .open_set import N_ENROLLED, TARGET_STRANGERS_UNKNOWN, choose_threshold, draw_decisions, rates
+    from .open_set import TARGET_STRANGERS_UNKNOWN, choose_threshold, draw_decisions, open_set_table, speaker_sets
     from ..speaker import equal_error_rate
 
     root = find_data_root(data_root)
     _, model_card = resolve_model(model)
-    dims = model_card.get("speaker_dims")
-    ravdess = load_manifest("ravdess", root)
-    speechocean = load_manifest("speechocean762", root)
-    from .bench import speechocean_ages
-
-    ages = speechocean_ages(root)
-    emospeech = [u for u in load_manifest("emospeech_in", root) if u.split == "val" and u.label]
-    sets = {"calibration": [u for u in ravdess if u.split == "val"] + [u for u in speechocean if u.split == "val"],
-            "ravdess_test": [u for u in ravdess if u.split == "test"],
-            "speechocean762_test": [u for u in speechocean if u.split == "test"],
-            "emospeech_in_val": _with_utterances(emospeech, 4)}
-    windows = {name: window_embeddings(model, rows, cache, name, log) for name, rows in sets.items()}
-    speakers = {name: np.array([f"{u.dataset}:{u.speaker}" for u in rows]) for name, rows in sets.items()}
-    calibration = draw_decisions(windows["calibration"], speakers["calibration"], dims, 4)
-    threshold = choose_threshold(calibration)
-    rav = sets["ravdess_test"]
-    neutral = np.array([u.label in ("neutral", "calm") for u in rav])
-    so_adult = np.array([ages[u.speaker] >= 18 for u in sets["speechocean762_test"]])
-    groups = {  # name -> (windows, speakers, rows enrollment may use)
-        "ravdess_test_across_emotions": (windows["ravdess_test"], speakers["ravdess_test"], neutral),
-        "speechocean762_test_children": _subset(windows, speakers, "speechocean762_test", ~so_adult),
-        "speechocean762_test_adults": _subset(windows, speakers, "speechocean762_test", so_adult),
-        "emospeech_in_val_phones": (windows["emospeech_in_val"], speakers["emospeech_in_val"], None),
-    }
-    open_set = {}
-    for name, (w, spk, enroll_from) in groups.items():
-        open_set[name] = {f"N={n}": rates(draw_decisions(w, spk, dims, n, enroll_from=enroll_from), threshold)
-                          for n in N_ENROLLED if n < len(np.unique(spk))}
-    # across corpora: speechocean762 test speakers enrolled, RAVDESS test actors the strangers
-    cross_w = windows["speechocean762_test"] + windows["ravdess_test"]
-    cross_spk = np.concatenate([speakers["speechocean762_test"], speakers["ravdess_test"]])
-    open_set["enrolled_speechocean762_strangers_ravdess"] = {
-        f"N={n}": rates(draw_decisions(cross_w, cross_spk, dims, n, candidates=np.unique(speakers["speechocean762_test"])),
-                        threshold) for n in N_ENROLLED}
+    windows, speakers, sets = speaker_sets(model, cache, root, log)
+    threshold = choose_threshold(draw_decisions(windows["calibration"], speakers["calibration"],
+                                                model_card.get("speaker_dims"), 4))
+    open_set = open_set_table(model_card, windows, speakers, sets, root, threshold)
     metrics = {"open_set_identification": open_set}
     for name in ("ravdess_test", "speechocean762_test"):
         scores_, same = live_speaker_trials(windows[name], speakers[name], model_card)
@@ -252,7 +222,7 @@ def calibrate_speaker_threshold(model: str, cache: Path, data_root=None, out_dir
         "name": "speaker", "version": "0.4.0", "task": "speaker identification against enrolled profiles",
         "kind": "cosine to enrolled centroids (profiles made with `edgepara enroll`)", "classes": "enrolled names + unknown",
         "model": model_card["name"], "model_sha256": model_card["sha256"], "dim": model_card["embedding_dim"],
-        "speaker_dims": dims,
+        "speaker_dims": model_card.get("speaker_dims"),
         "threshold": round(threshold, 4),
         "metrics": dict(metrics, protocol=(
             "score = mean over an utterance's speech windows of the cosine (speaker part) to a profile of 3 "
@@ -270,15 +240,3 @@ def calibrate_speaker_threshold(model: str, cache: Path, data_root=None, out_dir
     write_json((out_dir or heads_dir() / model) / "speaker.json", card)
     log(f"speaker threshold {threshold:.3f} on {model}: " + json.dumps(open_set))
     return card
-
-
-def _with_utterances(rows: list, n: int) -> list:
-    """The rows of speakers with at least n utterances (3 to enroll, the rest to query)."""
-    counts = {}
-    for u in rows:
-        counts[u.speaker] = counts.get(u.speaker, 0) + 1
-    return [u for u in rows if counts[u.speaker] >= n]
-
-
-def _subset(windows: dict, speakers: dict, name: str, keep: np.ndarray):
-    return [w for w, k in zip(windows[name], keep) if k], speakers[name][keep], None

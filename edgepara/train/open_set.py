@@ -81,3 +81,55 @@ def choose_threshold(decisions: list[dict], target: float = TARGET_STRANGERS_UNK
         if rates(decisions, t)["strangers_unknown"]["mean"] >= target:
             return float(t)
     return float(candidates[-1])
+
+
+def speaker_sets(model: str, cache, root, log=print) -> tuple[dict, dict, dict]:
+    """The speaker sets, as (windows, speakers, rows) per set: calibration (RAVDESS 17-18 + speechocean762 val
+    speakers), RAVDESS test actors, speechocean762 test speakers, emospeech_in val users with >= 4 utterances."""
+    from .data import load_manifest
+    from .heads import window_embeddings
+
+    ravdess, speechocean = load_manifest("ravdess", root), load_manifest("speechocean762", root)
+    emospeech = [u for u in load_manifest("emospeech_in", root) if u.split == "val" and u.label]
+    counts = {}
+    for u in emospeech:
+        counts[u.speaker] = counts.get(u.speaker, 0) + 1
+    sets = {"calibration": [u for u in ravdess if u.split == "val"] + [u for u in speechocean if u.split == "val"],
+            "ravdess_test": [u for u in ravdess if u.split == "test"],
+            "speechocean762_test": [u for u in speechocean if u.split == "test"],
+            "emospeech_in_val": [u for u in emospeech if counts[u.speaker] >= 4]}  # 3 to enroll, >= 1 to query
+    windows = {name: window_embeddings(model, rows, cache, name, log) for name, rows in sets.items()}
+    speakers = {name: np.array([f"{u.dataset}:{u.speaker}" for u in rows]) for name, rows in sets.items()}
+    return windows, speakers, sets
+
+
+def open_set_table(model_card: dict, windows: dict, speakers: dict, sets: dict, root, threshold: float) -> dict:
+    """Open-set rates at `threshold` for N in N_ENROLLED: RAVDESS test actors (enrolled from neutral/calm,
+    queried across emotions), speechocean762 test children and adults, emospeech_in phones, and speechocean762
+    speakers enrolled with RAVDESS actors as the strangers."""
+    from .bench import speechocean_ages
+
+    dims = model_card.get("speaker_dims")
+    ages = speechocean_ages(root)
+    neutral = np.array([u.label in ("neutral", "calm") for u in sets["ravdess_test"]])
+    adult = np.array([ages[u.speaker] >= 18 for u in sets["speechocean762_test"]])
+
+    def part(name, keep):
+        return [w for w, k in zip(windows[name], keep) if k], speakers[name][keep], None
+
+    groups = {  # name -> (windows, speakers, rows enrollment may use)
+        "ravdess_test_across_emotions": (windows["ravdess_test"], speakers["ravdess_test"], neutral),
+        "speechocean762_test_children": part("speechocean762_test", ~adult),
+        "speechocean762_test_adults": part("speechocean762_test", adult),
+        "emospeech_in_val_phones": (windows["emospeech_in_val"], speakers["emospeech_in_val"], None),
+    }
+    table = {name: {f"N={n}": rates(draw_decisions(w, spk, dims, n, enroll_from=enroll_from), threshold)
+                    for n in N_ENROLLED if n < len(np.unique(spk))}
+             for name, (w, spk, enroll_from) in groups.items()}
+    cross_w = windows["speechocean762_test"] + windows["ravdess_test"]
+    cross_spk = np.concatenate([speakers["speechocean762_test"], speakers["ravdess_test"]])
+    table["enrolled_speechocean762_strangers_ravdess"] = {
+        f"N={n}": rates(draw_decisions(cross_w, cross_spk, dims, n,
+                                       candidates=np.unique(speakers["speechocean762_test"])), threshold)
+        for n in N_ENROLLED}
+    return table
