@@ -30,3 +30,38 @@ def test_garbage_on_stdin_is_described_without_internal_names(tmp_path):
     error = r.stderr.decode()
     assert r.returncode == 1 and "expected a decodable FLAC stream on stdin" in error, error
     assert "object at 0x" not in error and "<" not in error, error
+
+
+def test_a_piped_wav_that_states_its_size_streams_as_it_arrives(tmp_path):
+    """The header says how long the file is, but the pipe has delivered only its first second: the source
+    gives that second now, not when the pipe closes (a decoder reading ahead for the whole size did)."""
+    import io
+    import threading
+
+    import numpy as np
+    import soundfile as sf
+
+    from edgepara.audio import read_audio
+    from edgepara.stream.source import stdin_source
+
+    audio = read_audio(CLIP)
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, 16000, format="WAV", subtype="PCM_16")
+    wav = buffer.getvalue()
+    r, w = os.pipe()
+    os.write(w, wav[:44 + 32000])  # the header and the first second
+    reader = os.fdopen(r, "rb", buffering=0)
+    got = []
+
+    def consume():
+        for chunk in stdin_source(16000, stream=reader):
+            got.append(chunk)
+            if sum(map(len, got)) >= 8000:
+                return
+
+    t = threading.Thread(target=consume, daemon=True)
+    t.start()
+    t.join(timeout=10)
+    assert not t.is_alive() and sum(map(len, got)) >= 8000  # half a second out while the pipe is still open
+    np.testing.assert_array_equal(np.concatenate(got)[:8000], audio[:8000])
+    os.close(w)

@@ -86,6 +86,14 @@ def stdin_source(rate: int, channels: int = 1, chunk: int = DEFAULT_CHUNK, strea
         # the first bytes are read on the first next(), not here: a live pipe may not have sent any yet
         head = _read_at_least(read, 4)
         kind = AUDIO_MAGIC.get(head[:4])
+        if kind == "WAV" and not _seekable(stream):
+            pcm, head = _piped_wav_header(read, head)
+            if pcm is not None:  # 16-bit PCM, read as it arrives: no decoder reading ahead or seeking on a pipe
+                wav_rate, wav_channels, data_bytes = pcm
+                data = _raw_pcm_blocks(_limited(read, data_bytes), b"", wav_rate, wav_channels, chunk)
+                yield from rechunk(iterable_source(data, wav_rate, wav_channels), chunk)
+                return
+            # another encoding: libsndfile decodes it, from the bytes read so far
         if kind is not None:
             sound = _open_piped_file(stream, read, head, kind)
             blocks = decoded_blocks(sound, f"the {kind} audio on stdin", block_frames=_block_frames(chunk, sound.samplerate))
@@ -94,6 +102,64 @@ def stdin_source(rate: int, channels: int = 1, chunk: int = DEFAULT_CHUNK, strea
         yield from rechunk(blocks, chunk)
 
     return chunks()
+
+
+def _seekable(stream) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+# A data chunk size a streaming writer puts before it knows the length (arecord: 0x7FFFFFFF; others 0 or ~0)
+_UNKNOWN_WAV_SIZES = (0, 0x7FFFFFFF, 0xFFFFFFFF)
+
+
+def _piped_wav_header(read, head: bytes):
+    """Reads a piped WAV's header up to its data chunk. Returns ((rate, channels, data bytes or None when
+    unbounded), b"") for 16-bit PCM, else (None, every byte read so far) for libsndfile to decode instead."""
+    import struct
+
+    consumed = head + _read_at_least(read, 8)
+    fmt = None
+    while consumed[8:12] == b"WAVE":
+        chunk_header = _read_at_least(read, 8)
+        consumed += chunk_header
+        if len(chunk_header) < 8:
+            break
+        chunk_id, size = chunk_header[:4], struct.unpack("<I", chunk_header[4:])[0]
+        if chunk_id == b"data":
+            if fmt is None:
+                break
+            channels, rate, bits, tag = fmt
+            if tag != 1 or bits != 16 or channels < 1 or rate < 1:
+                break
+            return (rate, channels, None if size in _UNKNOWN_WAV_SIZES else size), b""
+        body = _read_at_least(read, size + (size & 1))  # chunks are padded to an even length
+        consumed += body
+        if chunk_id == b"fmt " and len(body) >= 16:
+            tag, channels, rate = struct.unpack("<HHI", body[:8])
+            bits = struct.unpack("<H", body[14:16])[0]
+            if tag == 0xFFFE and len(body) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the sub-format's tag
+                tag = struct.unpack("<H", body[24:26])[0]
+            fmt = (channels, rate, bits, tag)
+    return None, consumed
+
+
+def _limited(read, size: int | None):
+    """`read` that ends after `size` bytes (the data chunk; whatever follows it is not audio)."""
+    if size is None:
+        return read
+    left = [size]
+
+    def limited(n: int) -> bytes:
+        if left[0] <= 0:
+            return b""
+        data = read(min(n, left[0]))
+        left[0] -= len(data)
+        return data
+
+    return limited
 
 
 def _read_at_least(read, n: int) -> bytes:
