@@ -185,3 +185,25 @@ def test_ray_address_with_no_cluster_is_one_line(tmp_path, data_root):
     assert out.returncode == 1
     assert "Traceback" not in out.stderr
     assert "expected a Ray cluster at 127.0.0.1:1" in out.stderr
+
+
+def test_a_cluster_that_does_not_answer_leaves_no_cache_claim(tmp_path, data_root):
+    """`distill --ray HOST:1` fails in one line and leaves the cache free: the next run on it, on one machine
+    (whose recordings have other paths), is not refused as another run's."""
+    folder = audio_folder(tmp_path / "audio", bad=False)
+    failed = distill("--ray", "127.0.0.1:1", "--data", folder, "--data-root", data_root, "--cache", tmp_path / "c",
+                     cwd=tmp_path)
+    assert failed.returncode == 1 and "expected a Ray cluster at 127.0.0.1:1" in failed.stderr, failed.stderr[-2000:]
+    assert not (tmp_path / "c" / "clips.json").exists()
+    (tmp_path / "work").mkdir()
+    here = distill("--data", "../audio", "--data-root", data_root, "--cache", tmp_path / "c", cwd=tmp_path / "work")
+    assert here.returncode == 0, here.stderr[-3000:]
+
+
+def test_labelling_in_which_nothing_decodes_is_an_error_not_done(tmp_path, data_root):
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    (folder / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" + os.urandom(2000))
+    r = distill("--data", folder, "--data-root", data_root, "--cache", tmp_path / "c", cwd=tmp_path)
+    assert r.returncode == 1, r.stdout[-2000:]
+    assert r.stderr.strip().splitlines()[-1].startswith("edgepara: error: expected speech in the training recordings")

@@ -18,7 +18,7 @@ from .export import convert_int8, write_json, write_model
 from .masks import HELD_OUT_MASK, MASK_TYPES
 from .student import SIZES, StudentConfig, build_backbone, build_trainer, count_params
 from .targets import (GRAM_LAYER, MASKED_SHARE, TRAIN_HOP, WHISPER_LAYERS, WINDOW, build_clips, extract_targets,
-                      load_targets, whisper_key)
+                      check_some_speech, load_targets, whisper_key)
 
 LOSSES = ("whisper", "resemblyzer", "gram", "speaker_id", "emotion", "whisper_emotion")
 LOSS_WEIGHTS = {"whisper": 1.0, "resemblyzer": 1.0, "gram": 2.0, "speaker_id": 0.3, "emotion": 0.3,
@@ -287,6 +287,7 @@ def distill(dc: DistillConfig, cache: Path, models_out: Path, runs: Path, data_r
     else:
         shards = extract_targets(clips, cache, root, dc.data_seed, workers=dc.workers, log=log, durations=durations)
     if dc.label_only:
+        check_some_speech(shards)  # "done" would be a lie when nothing could be labelled
         return []
     raw = load_targets(shards)
     targets = standardise(raw, dc.losses)

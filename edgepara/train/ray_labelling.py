@@ -137,12 +137,20 @@ def extract_targets_ray(clips: list[Clip], cache: Path, data_root: Path, seed: i
     if relative:  # Ray workers open files from the folder their node was started in, not the driver's
         raise EdgeparaError(f"expected absolute audio paths for a Ray run, got {len(relative)} relative ones "
                             f"(e.g. {relative[0]}): give --data and --data-root as absolute paths")
+    new_cache = not (cache / "clips.json").exists()
     plan = plan_shards(clips, cache, seed, shard_size)
     progress = Progress(plan, durations or {}, log, every_s=10.0)
     progress.report()
     if plan.todo:  # a finished cache needs no cluster
-        ray = connect(address, log)
-        check_room(ray.cluster_resources(), workers)
+        try:
+            ray = connect(address, log)
+            check_room(ray.cluster_resources(), workers)
+        except BaseException:
+            # nothing was labelled: a cache this run started must not claim these recordings for a later run
+            # (with other paths or teachers it would be refused as another run's)
+            if new_cache and not any(p.exists() for p in plan.shards):
+                (cache / "clips.json").unlink(missing_ok=True)
+            raise
         figures = _run(ray, plan, data_root, seed, workers, progress)
         progress.report()
         log(f"ray: {workers} teacher actor(s), first clip after {figures['first_clip_s']:.1f} s, peak RSS of one "
