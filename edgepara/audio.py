@@ -33,17 +33,28 @@ def _first_line(err: Exception) -> str:
     return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # os.fsdecode's surrogates for bytes that are not UTF-8
+        return False
+
+
 def open_audio_file(path: str | Path):
     """A soundfile.SoundFile open for reading, or a one-line AudioError naming the file."""
     import soundfile as sf
 
     path = Path(path)
     if not path.exists():
+        if path.is_symlink():  # exists() follows links: a loop or a dangling link is not "no file"
+            raise AudioError(f"expected an audio file, got a symbolic link that loops or points nowhere: {path}")
         raise AudioError(f"expected an audio file, got no file at {path}")
     if path.is_dir():
         raise AudioError(f"expected an audio file, got a directory: {path}")
     try:
-        sound = sf.SoundFile(str(path))
+        # libsndfile wants a UTF-8 name; a file name that is not valid UTF-8 is opened here and handed over
+        sound = sf.SoundFile(str(path) if _utf8(str(path)) else open(path, "rb"))
     except Exception as err:  # soundfile raises several types for undecodable input
         raise AudioError(f"expected a wav/flac/ogg audio file, could not decode {path}: {_first_line(err)}") from None
     if sound.frames == 0:

@@ -65,3 +65,30 @@ def test_a_piped_wav_that_states_its_size_streams_as_it_arrives(tmp_path):
     assert not t.is_alive() and sum(map(len, got)) >= 8000  # half a second out while the pipe is still open
     np.testing.assert_array_equal(np.concatenate(got)[:8000], audio[:8000])
     os.close(w)
+
+
+def test_a_link_that_loops_is_not_called_missing(tmp_path):
+    (tmp_path / "a.wav").symlink_to(tmp_path / "b.wav")
+    (tmp_path / "b.wav").symlink_to(tmp_path / "a.wav")
+    r = run(tmp_path, "listen", "--file", tmp_path / "a.wav", "--no-dashboard")
+    assert r.returncode == 1 and b"symbolic link that loops or points nowhere" in r.stderr, r.stderr
+
+
+def test_a_file_name_that_is_not_utf8_opens(tmp_path):
+    name = os.path.join(os.fsencode(tmp_path), b"caf\xe9.flac")
+    with open(name, "wb") as f:
+        f.write((Path(__file__).parent / "data" / "fsdd_3_jackson_0.flac").read_bytes())
+    r = subprocess.run([*CLI, "listen", "--file", name, "--no-dashboard", "--head", "mask"], cwd=tmp_path,
+                       capture_output=True, timeout=120, env={**os.environ, "XDG_DATA_HOME": str(tmp_path)})
+    assert r.returncode == 0 and b"mask" in r.stdout, r.stderr
+
+
+def test_a_spreadsheets_byte_order_mark_does_not_hide_the_header(tmp_path):
+    import pytest
+
+    pytest.importorskip("sklearn")
+    from edgepara.train.user_heads import read_labelled_audio
+
+    csv = tmp_path / "labels.csv"
+    csv.write_text("\ufeffpath,label\na.wav,door\nb.wav,bell\n", encoding="utf-8")
+    assert [(p.name, label) for p, label, _ in read_labelled_audio(csv)] == [("a.wav", "door"), ("b.wav", "bell")]

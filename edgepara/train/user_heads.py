@@ -28,7 +28,7 @@ def read_labelled_audio(data: str | Path) -> list[tuple[Path, str, str | None]]:
         return rows
     rows = []
     try:
-        with open(data, newline="", encoding="utf-8") as f:
+        with open(data, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark is not text
             records = list(csv.reader(f))
     except (UnicodeDecodeError, csv.Error) as err:
         raise EdgeparaError(f"expected a UTF-8 CSV of path,label[,speaker] at {data}, got unreadable text ({err})") from None
