@@ -20,7 +20,7 @@ FILE_BLOCK_FRAMES = 16384  # frames decoded at a time: ~0.4 s at 44.1 kHz, 128 K
 
 def to_mono_int16(data: np.ndarray, rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Down-mix (mean of channels) and resample once; returns int16 mono at target_rate."""
-    from .stream.resample import BoundaryConverter
+    from .resample import BoundaryConverter
 
     x = np.asarray(data)
     if x.ndim not in (1, 2):
@@ -67,7 +67,7 @@ def decoded_blocks(sound, name: str, block_frames: int = FILE_BLOCK_FRAMES,
                    target_rate: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
     """int16 mono blocks at target_rate from an open soundfile.SoundFile (closed when done). Only one block
     of the file and the resampler's filter history are held at a time."""
-    from .stream.resample import BoundaryConverter
+    from .resample import BoundaryConverter
 
     converter = BoundaryConverter(sound.samplerate, sound.channels, out_rate=target_rate)
     decoded = 0  # frames read so far (soundfile's tell() is -1 once a seek inside a damaged file failed)

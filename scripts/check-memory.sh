@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 
 from edgepara.audio import read_audio
-from edgepara.stream.resample import StreamingResampler
+from edgepara.resample import StreamingResampler
 
 out, minutes = Path(sys.argv[1]), float(sys.argv[2])
 demo = read_audio(Path(str(resources.files("edgepara"))) / "data" / "demo.flac").astype(np.float32) / 32768

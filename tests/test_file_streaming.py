@@ -26,7 +26,7 @@ from edgepara.errors import AudioError
 from edgepara.runtime import Embedder
 from edgepara.stream.microphone import ArrivalGaps
 from edgepara.stream.pipeline import Pipeline
-from edgepara.stream.resample import StreamingResampler, lowpass_taps
+from edgepara.resample import StreamingResampler, lowpass_taps
 from edgepara.stream.sinks import event_to_json
 from edgepara.stream.source import ForwardReader, file_source, iterable_source, rechunk, stdin_source
 

@@ -7,12 +7,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..types import Event
 
 if TYPE_CHECKING:
-    from .pipeline import Pipeline, _Run
+    from .pipeline import _Run
 
 POLL_S = 0.1  # how often a waiting thread looks again at stop requests and abandoned consumers
 
@@ -92,8 +92,10 @@ class EventStream:
     still come, then KeyboardInterrupt is raised again.
     """
 
-    def __init__(self, pipeline: "Pipeline", run: "_Run", channel: Channel, stop_timeout: float):
-        self._pipeline, self._run, self._channel = pipeline, run, channel
+    def __init__(self, run: "_Run", channel: Channel, stop_timeout: float, finish_here: Callable[[], None]):
+        # finish_here: close the open utterance on the calling thread when the source is stalled (the
+        # pipeline's own step; passed in, so this module needs nothing else from the pipeline)
+        self._run, self._channel, self._finish_here = run, channel, finish_here
         self._stop_timeout = float(stop_timeout)
         self._done = False
         self._interrupted: BaseException | None = None
@@ -117,7 +119,7 @@ class EventStream:
         if thread is not None and thread is not threading.current_thread():
             thread.join(self._stop_timeout if timeout is None else timeout)
             if thread.is_alive():
-                self._pipeline._finish_here(self._run)
+                self._finish_here()
 
     close = stop
 
@@ -213,6 +215,6 @@ class EventStream:
         requested = self._run.stop_requested_at
         if requested is not None and not self._run.ended \
                 and time.monotonic() - requested > self._stop_timeout:
-            self._pipeline._finish_here(self._run)
+            self._finish_here()
 
 

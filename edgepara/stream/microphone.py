@@ -20,7 +20,7 @@ import numpy as np
 
 from ..types import SAMPLE_RATE
 from ..errors import DeviceError
-from .resample import BoundaryConverter
+from ..resample import BoundaryConverter
 from .ring import RingBuffer
 
 @dataclass(frozen=True)

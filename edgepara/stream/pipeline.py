@@ -362,7 +362,7 @@ class Pipeline:
             raise EdgeparaError(f"expected max_queue as a positive number of events, got {max_queue!r}")
         channel = Channel(max_queue)
         run = self._start(source, close_source, channel=channel)
-        return EventStream(self, run, channel, stop_timeout)
+        return EventStream(run, channel, stop_timeout, finish_here=lambda: self._finish_here(run))
 
     def __enter__(self) -> "Pipeline":
         return self

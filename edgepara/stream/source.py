@@ -1,6 +1,6 @@
 """Sources: plain iterators of int16 mono 16 kHz chunks (a file, stdin, any iterable).
 
-This is the boundary: down-mixing and resampling happen here, once, block by block (stream/resample.py), so
+This is the boundary: down-mixing and resampling happen here, once, block by block (resample.py), so
 memory does not grow with the length of a file or a stream. The microphone lives in stream/microphone.py;
 its names are re-exported here, where the README and the demos import them from.
 """
@@ -18,7 +18,7 @@ import numpy as np
 from ..audio import SAMPLE_RATE, audio_file_blocks, decoded_blocks
 from ..errors import AudioError
 from .microphone import InputDevice, MicrophoneSource, list_input_devices
-from .resample import BoundaryConverter, StreamingResampler, float_to_int16
+from ..resample import BoundaryConverter, StreamingResampler, float_to_int16
 
 __all__ = ["DEFAULT_CHUNK", "file_source", "stdin_source", "iterable_source", "rechunk", "ForwardReader",
            # re-exported: the README and demos import these from here

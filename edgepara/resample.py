@@ -10,8 +10,8 @@ from math import gcd
 
 import numpy as np
 
-from ..types import SAMPLE_RATE
-from ..errors import AudioError
+from .types import SAMPLE_RATE
+from .errors import AudioError
 
 
 def lowpass_taps(up: int, down: int) -> np.ndarray:
