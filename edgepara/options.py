@@ -85,60 +85,50 @@ PROBABILITY = number_in(0.0, 1.0)
 COSINE = number_in(-1.0, 1.0)
 
 
-def speaker_name(text: str) -> str:
-    """A name a speaker profile can have (profiles.validate_name)."""
-    from .errors import ProfileError
+def _text_check(validate):
+    """An option check from a validator of the module that owns the value (imported when the option is
+    used, so the CLI loads no MQTT or profile code it does not need); its one-line error becomes argparse's."""
+    def check(text: str) -> str:
+        from .errors import EdgeparaError
+
+        try:
+            validate(text)
+        except EdgeparaError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return text
+
+    check.toml_type = str
+    return check
+
+
+def _speaker_name(text: str) -> None:
     from .profiles import validate_name
 
-    try:
-        return validate_name(text)
-    except ProfileError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+    validate_name(text)
 
 
-speaker_name.toml_type = str
+def _mqtt_url(text: str) -> None:
+    from .stream.mqtt import parse_broker_url  # mqtt://HOST[:PORT] or mqtts://, no credentials
+
+    parse_broker_url(text)
 
 
-def mqtt_url(text: str) -> str:
-    """mqtt://HOST[:PORT] or mqtts://HOST[:PORT], no credentials (stream.mqtt.parse_broker_url)."""
+def _mqtt_prefix(text: str) -> None:
+    from .stream.mqtt import _check_prefix  # e.g. "edgepara" or "home/robots"
+
+    _check_prefix(text)
+
+
+def _mqtt_device(text: str) -> None:
     from .errors import EdgeparaError
-    from .stream.mqtt import parse_broker_url
-
-    try:
-        parse_broker_url(text)
-    except EdgeparaError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return text
-
-
-mqtt_url.toml_type = str
-
-
-def mqtt_prefix(text: str) -> str:
-    """A topic prefix such as "edgepara" or "home/robots" (stream.mqtt)."""
-    from .errors import EdgeparaError
-    from .stream.mqtt import _check_prefix
-
-    try:
-        return _check_prefix(text)
-    except EdgeparaError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
-mqtt_prefix.toml_type = str
-
-
-def mqtt_device(text: str) -> str:
-    """One topic level naming the device; printable characters only."""
-    from .errors import EdgeparaError
-    from .stream.mqtt import _topic_level
+    from .stream.mqtt import _topic_level  # one topic level
 
     if not text.isprintable():
-        raise argparse.ArgumentTypeError(f"expected a device name of printable characters, got {text!r}")
-    try:
-        return _topic_level(text, "device name", fix=False)
-    except EdgeparaError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+        raise EdgeparaError(f"expected a device name of printable characters, got {text!r}")
+    _topic_level(text, "device name", fix=False)
 
 
-mqtt_device.toml_type = str
+speaker_name = _text_check(_speaker_name)
+mqtt_url = _text_check(_mqtt_url)
+mqtt_prefix = _text_check(_mqtt_prefix)
+mqtt_device = _text_check(_mqtt_device)
