@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import EdgeparaError
+from .speaker import speaker_part
 
 ADAPTATION_MODES = ("speaker", "off")
 VOICE_CHANGE_COSINE = 0.1
@@ -128,9 +129,7 @@ class Adaptation:
             self.enrolled[speaker].add(embedding)
             self.heard.setdefault(speaker, Baseline()).add(embedding)
             return
-        part = np.asarray(embedding, np.float64)
-        if self.speaker_dims:
-            part = part[self.speaker_dims[0]:self.speaker_dims[1]]
+        part = speaker_part(np.asarray(embedding, np.float64), self.speaker_dims)
         if self.change_threshold is not None and self._voice_sum is not None:
             centroid = self._voice_sum / (np.linalg.norm(self._voice_sum) + 1e-12)
             if float(centroid @ part) / (np.linalg.norm(part) + 1e-12) < self.change_threshold:

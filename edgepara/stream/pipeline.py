@@ -212,7 +212,10 @@ class Pipeline:
                            min_speech_ms=min_speech_ms)
         self.windower = Windower(embedder.window, embedder.hop, max_utterance_s=max_utterance_s)
         self.smoother = Smoother(self.heads, smoothing=smoothing, uncertain_below=uncertain_below)
-        self.adaptation = _adaptation_for(adaptation, self.heads, embedder.card)
+        # found once, not per window: the speaker head picks the voice adaptive heads read a window against
+        self._speaker = _speaker_head(self.heads)
+        self._adaptive_heads = [h for h in self.heads if getattr(h, "adaptive", False)]
+        self.adaptation = _adaptation_for(adaptation, self._speaker, embedder.card)
         self.callbacks: list[Callback] = []
         for callback in callbacks:
             self.add_callback(callback)
@@ -516,7 +519,7 @@ class Pipeline:
                 # were read against; then the finished utterance joins its voice's baseline
                 finals = {} if mean is None else {
                     h.name: h.probabilities(mean, self.adaptation.baseline_for(self._utterance_voice))
-                    for h in self.heads if _adaptive(h)}
+                    for h in self._adaptive_heads}
                 out += self.smoother.process(item, final_probs=finals)  # the finals follow their SpeechEnd
                 if mean is not None:
                     self.adaptation.end_utterance(mean, voice)
@@ -527,10 +530,10 @@ class Pipeline:
         embedding, ms = self.embedder.timed_embed(window.samples)
         self.stats.add_latency(ms)
         # Heads that read a voice's baseline come last: the speaker head's scores pick the voice.
-        probs = {head.name: head.probabilities(embedding) for head in self.heads if not _adaptive(head)}
+        probs = {head.name: head.probabilities(embedding) for head in self.heads if head not in self._adaptive_heads}
         baseline = None
-        if len(probs) < len(self.heads):
-            speaker = self._speaker_head()
+        if self._adaptive_heads:
+            speaker = self._speaker
             if speaker is not None:
                 p = np.array([probs[speaker.name][c] for c in speaker.classes], dtype=np.float64)
                 if self._speaker_scores is None or self._speaker_scores.shape != p.shape:  # someone enrolled
@@ -540,7 +543,7 @@ class Pipeline:
             voice = self._utterance_voice = self._enrolled_voice()
             state = self.adaptation.baseline_for(voice)
             baseline = {"voice": voice or "stream", "utterances": state.n, "adaptation": self.adaptation.mode}
-            probs.update({head.name: head.probabilities(embedding, state) for head in self.heads if _adaptive(head)})
+            probs.update({head.name: head.probabilities(embedding, state) for head in self._adaptive_heads})
         e = np.asarray(embedding, np.float64)
         self._utterance_sum = e if self._utterance_sum is None else self._utterance_sum + e
         self._utterance_windows += 1
@@ -551,7 +554,7 @@ class Pipeline:
         """Writes what the enrolled speakers said since the pipeline was built into their profiles' baselines
         (each once: a second call adds only what came after). Returns the names updated. `edgepara listen`
         calls it when the stream ends."""
-        speaker = self._speaker_head()
+        speaker = self._speaker
         if speaker is None or getattr(speaker, "store", None) is None:
             return []
         updated = []
@@ -566,15 +569,10 @@ class Pipeline:
         self._utterance_sum, self._utterance_windows, self._speaker_scores, self._speaker_windows = None, 0, None, 0
         self._utterance_voice = None  # the voice the last window was read against
 
-    def _speaker_head(self):
-        from ..speaker import SpeakerHead
-
-        return next((h for h in self.heads if isinstance(h, SpeakerHead)), None)
-
     def _enrolled_voice(self) -> str | None:
         """The enrolled speaker the speaker head names for the utterance so far (its windows' mean scores,
         as its final prediction decides), or None."""
-        speaker = self._speaker_head()
+        speaker = self._speaker
         if speaker is None or self._speaker_scores is None:
             return None
         label, _ = speaker.label_for(dict(zip(speaker.classes, self._speaker_scores / self._speaker_windows)))
@@ -611,19 +609,17 @@ class Pipeline:
                                type(err).__name__, err)
 
 
-def _adaptive(head) -> bool:
-    return bool(getattr(head, "adaptive", False))
-
-
-def _adaptation_for(mode: str, heads: list, model_card: dict):
-    """The stream's Adaptation, with the enrolled speakers' baselines from their profiles."""
-    from ..adaptation import Adaptation
+def _speaker_head(heads: list):
     from ..speaker import SpeakerHead
 
-    enrolled = {}
-    for head in heads:
-        if isinstance(head, SpeakerHead):
-            enrolled = {p.name: p.baseline_state() for p in head.profiles}
+    return next((h for h in heads if isinstance(h, SpeakerHead)), None)
+
+
+def _adaptation_for(mode: str, speaker, model_card: dict):
+    """The stream's Adaptation, with the enrolled speakers' baselines from their profiles."""
+    from ..adaptation import Adaptation
+
+    enrolled = {} if speaker is None else {p.name: p.baseline_state() for p in speaker.profiles}
     return Adaptation(mode, speaker_dims=model_card.get("speaker_dims"), enrolled=enrolled)
 
 

@@ -7,7 +7,6 @@ its names are re-exported here, where the README and the demos import them from.
 from __future__ import annotations
 
 import re
-
 import sys
 import time
 from pathlib import Path
