@@ -115,27 +115,34 @@ def head_from_probe(name: str, probe: Probe, card: dict | None = None):
     return ProbeHead(name, probe.classes, card=card, **arrays), arrays, card
 
 
-def live_finals(embedder, head, data: Labelled, adaptation: str = "speaker", seed: int = 0) -> tuple[list, int]:
+def live_finals(embedder, head, data: Labelled, modes=("speaker",), seed: int = 0) -> dict[str, tuple[list, int]]:
     """Each row's final prediction from `head` through the live pipeline (VAD, windows, int8 student,
-    adaptation, smoother): one stream per speaker, the speaker's utterances in a seeded random order, each
-    utterance followed by the end of speech. A row whose audio gives several utterances gets their mean
-    probabilities; one with no speech gets None. Also returns how often a stream's voice restarted."""
+    adaptation, smoother), for each adaptation mode in `modes`: one stream per speaker, the speaker's
+    utterances in a seeded random order, each utterance followed by the end of speech; each clip is decoded
+    once and fed to one pipeline per mode. A row whose audio gives several utterances gets their mean
+    probabilities; one with no speech gets None. Returns mode -> (finals, how often a stream's voice restarted)."""
     from ..audio import read_audio
     from ..stream.pipeline import Pipeline
     from ..types import Prediction
 
-    pipeline = Pipeline(heads=[head], embedder=embedder, adaptation=adaptation, uncertain_below=0.0)
+    pipelines = {mode: Pipeline(heads=[head], embedder=embedder, adaptation=mode, uncertain_below=0.0)
+                 for mode in modes}
     rng = np.random.default_rng(seed)
-    out, restarts = [None] * len(data), 0
+    out = {mode: [None] * len(data) for mode in modes}
+    restarts = dict.fromkeys(modes, 0)
     for speaker in np.unique(data.speakers):
-        pipeline.reset()
+        for pipeline in pipelines.values():
+            pipeline.reset()
         for i in rng.permutation(np.flatnonzero(data.speakers == speaker)):
-            events = pipeline.process(read_audio(data.rows[i].path)) + pipeline.flush()
-            finals = [e.probs for e in events if isinstance(e, Prediction) and e.final and e.head == head.name]
-            if finals:
-                out[i] = {c: float(np.mean([f[c] for f in finals])) for c in head.classes}
-        restarts += pipeline.adaptation.restarts
-    return out, restarts
+            audio = read_audio(data.rows[i].path)
+            for mode, pipeline in pipelines.items():
+                events = pipeline.process(audio) + pipeline.flush()
+                finals = [e.probs for e in events if isinstance(e, Prediction) and e.final and e.head == head.name]
+                if finals:
+                    out[mode][i] = {c: float(np.mean([f[c] for f in finals])) for c in head.classes}
+        for mode, pipeline in pipelines.items():
+            restarts[mode] += pipeline.adaptation.restarts
+    return {mode: (out[mode], restarts[mode]) for mode in modes}
 
 
 def live_scores(finals: list, y: np.ndarray, threshold: float | None = None) -> dict:

@@ -1,8 +1,8 @@
 """`bench quality`'s emotion tables: the shared classes leave-one-corpus-out for every system, raw and
 normalised per speaker; ASED (5 classes) and BAVED (arousal) speaker-independent; and the shipped recipe
 through the live pipeline with its adaptation, with the coverage and accuracy of the labels it shows as
-certain. The shipped emotion and arousal heads are fitted here too (`fitted_heads`), so what ships is what
-was measured."""
+certain. The shipped emotion and arousal heads are fitted here too (`live_tables` returns them to
+`write-heads`), so what ships is what was measured."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,7 +48,8 @@ def probe_tables(X: dict[str, np.ndarray], root: Path) -> dict:
         out[f"loco_uar_{name}"] = loco
         for key, corpus, labels in (("ased_5class_uar", "ased_amharic", "own"),
                                     ("baved_arousal_uar", "baved_arabic", "arousal")):
-            rows = task_data("arousal", corpus, X[corpus], root) if labels == "arousal" else _own_labels(corpus, X, root)
+            rows = (task_data("arousal", corpus, X[corpus], root) if labels == "arousal"
+                    else _own_labels(corpus, X, root))
             Z = speaker_normalised(rows.X, rows.speakers) if normalise else rows.X
             tr, va, te = (rows.split == s for s in ("train", "val", "test"))
             probe = fit_probe(Z[tr], rows.y[tr], Z[va], rows.y[va])
@@ -74,30 +75,32 @@ def live_tables(model: str, X: dict[str, np.ndarray], root: Path, log=print) -> 
     from ..runtime import Embedder
 
     embedder = Embedder(model)
-    report, loco_finals = {}, {}
-    for mode in LIVE_MODES:
-        uar, restarts = {}, 0
-        for held in HELD_OUT_CORPORA:
-            probe = fit_recipe(_loco_parts("emotion", X, root, held), TASKS["emotion"][1])
-            head, _, _ = head_from_probe("emotion", probe)
-            data = task_data("emotion", held, X[held], root)
-            finals, n = live_finals(embedder, head, data, adaptation=mode)
-            restarts += n
-            uar[held] = live_scores(finals, data.y)["uar"]
+    uar = {mode: {} for mode in LIVE_MODES}
+    restarts, loco_finals = dict.fromkeys(LIVE_MODES, 0), {}
+    for held in HELD_OUT_CORPORA:
+        head, _, _ = head_from_probe("emotion", fit_recipe(_loco_parts("emotion", X, root, held), TASKS["emotion"][1]))
+        data = task_data("emotion", held, X[held], root)
+        for mode, (finals, n) in live_finals(embedder, head, data, modes=LIVE_MODES).items():
+            restarts[mode] += n
+            uar[mode][held] = live_scores(finals, data.y)["uar"]
             if held == "ased_amharic":
                 keep = _sentences_01_02(data)
-                uar["ased_amharic_sentences_01_02"] = live_scores([f for f, k in zip(finals, keep) if k], data.y[keep])["uar"]
+                uar[mode]["ased_amharic_sentences_01_02"] = live_scores(
+                    [f for f, k in zip(finals, keep) if k], data.y[keep])["uar"]
             if mode == "speaker":
                 loco_finals[held] = (data, finals)
-        uar["mean"] = _mean_of(uar)
-        uar["stream_voice_restarts"] = restarts
-        report[f"loco_live_uar_adaptation_{mode}"] = uar
-        log(f"  live LOCO ({model}, adaptation {mode}): {uar}")
+    report = {}
+    for mode in LIVE_MODES:
+        uar[mode]["mean"] = _mean_of(uar[mode])
+        uar[mode]["stream_voice_restarts"] = restarts[mode]
+        report[f"loco_live_uar_adaptation_{mode}"] = uar[mode]
+        log(f"  live LOCO ({model}, adaptation {mode}): {uar[mode]}")
     val = [(f, y) for data, finals in loco_finals.values() for f, y, s in zip(finals, data.y, data.split) if s == "val"]
     threshold = choose_threshold([f for f, _ in val], np.array([y for _, y in val]))
     report["uncertain_below"] = threshold
     report["certain_loco_test_speakers"] = {
-        held: live_scores([f for f, s in zip(finals, data.split) if s == "test"], data.y[data.split == "test"], threshold)
+        held: live_scores([f for f, s in zip(finals, data.split) if s == "test"], data.y[data.split == "test"],
+                          threshold)
         for held, (data, finals) in loco_finals.items()}
     heads = {}
     for task in TASKS:
@@ -110,7 +113,7 @@ def live_tables(model: str, X: dict[str, np.ndarray], root: Path, log=print) -> 
             finals, ys = [], []
             for c, p in parts.items():
                 v = p.take(p.split == "val")
-                finals += live_finals(embedder, val_head, v)[0]
+                finals += live_finals(embedder, val_head, v)["speaker"][0]
                 ys += list(v.y)
             task_threshold = choose_threshold(finals, np.array(ys))
         else:
@@ -120,7 +123,7 @@ def live_tables(model: str, X: dict[str, np.ndarray], root: Path, log=print) -> 
         for c, p in parts.items():
             test = p.take(p.split == "test")
             if len(test):
-                test_speakers[c] = live_scores(live_finals(embedder, head, test)[0], test.y, task_threshold)
+                test_speakers[c] = live_scores(live_finals(embedder, head, test)["speaker"][0], test.y, task_threshold)
         report[f"shipped_{task}_test_speakers"] = test_speakers
         heads[task] = (probe, {"uncertain_below": task_threshold, "metrics": {
             "test_speakers_live": test_speakers, "C": probe.C}})
@@ -160,7 +163,8 @@ def markdown(report: dict) -> str:
              "BAVED arousal raw / norm. |", "|---|" + "---:|" * (len(cols) + 2)]
     for name, r in report["probes"].items():
         cells = [f"{r['loco_uar_raw'][c]:.3f} / {r['loco_uar_speaker_normalised'][c]:.3f}" for c in cols]
-        cells += [f"{r[k]['raw']:.3f} / {r[k]['speaker_normalised']:.3f}" for k in ("ased_5class_uar", "baved_arousal_uar")]
+        cells += [f"{r[k]['raw']:.3f} / {r[k]['speaker_normalised']:.3f}"
+                  for k in ("ased_5class_uar", "baved_arousal_uar")]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "Through the live pipeline (shipped recipe; one stream per speaker, cold start included), "
                   "leave-one-corpus-out UAR with the adaptation on / off:", "",
@@ -174,7 +178,8 @@ def markdown(report: dict) -> str:
               "| model | threshold | " + " | ".join(f"LOCO {c}" for c in HELD_OUT_CORPORA)
               + " | shipped emotion head: per corpus | shipped arousal head: per corpus |", "|---|---:|" + "---|" * 5]
     for model, r in report["live"].items():
-        loco = [f"{v['certain_coverage']:.2f} / {_fmt(v['certain_accuracy'])}" for v in r["certain_loco_test_speakers"].values()]
+        loco = [f"{v['certain_coverage']:.2f} / {_fmt(v['certain_accuracy'])}"
+                for v in r["certain_loco_test_speakers"].values()]
         shipped = ["; ".join(f"{c} UAR {v['uar']:.3f}, {v['certain_coverage']:.2f} / {_fmt(v['certain_accuracy'])}"
                              for c, v in r[f"shipped_{t}_test_speakers"].items()) for t in TASKS]
         lines.append(f"| {model} | {r['uncertain_below']:.2f} | " + " | ".join(loco + shipped) + " |")
