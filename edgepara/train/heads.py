@@ -72,8 +72,8 @@ def train_emotion_head(model: str, cache: Path, data_root=None, out_dir: Path | 
                   "speaker's own statistics; reported on each corpus's test speakers through the live pipeline (one "
                   "stream per speaker, cold start included)", command=command),
             data=", ".join(CORPUS_CITATIONS[c] for c in maps),
-            license=f"CC BY-NC-SA 4.0 and research use only (trained on {', '.join(maps)})", **{k: v for k, v in fields.items()
-                                                             if k in ("input", "adaptation", "uncertain_below")},
+            license=f"CC BY-NC-SA 4.0 and research use only (trained on {', '.join(maps)})",
+            **{k: v for k, v in fields.items() if k in ("input", "adaptation", "uncertain_below")},
             label_maps=maps)
         card["version"] = "0.4.0"
         cards[task] = save_probe((out_dir or heads_dir() / model) / f"{task}.npz", card, arrays)
@@ -173,21 +173,19 @@ def live_speaker_trials(windows: list[np.ndarray], speakers: np.ndarray, model_c
     utterances' unit embeddings (each the mean of its windows, as `edgepara enroll` stores it); the head
     compares the speaker part of that centroid with each window's speaker part, and the final prediction
     averages the window scores over the utterance."""
-    from ..speaker import speaker_part
+    from .open_set import profile_centroid, unit_embeddings
 
     rng = np.random.default_rng(seed)
-    utterances = np.stack([w.mean(axis=0) for w in windows])
-    unit = utterances / (np.linalg.norm(utterances, axis=1, keepdims=True) + 1e-9)
+    dims = model_card.get("speaker_dims")
+    unit, unit_windows = unit_embeddings(windows, dims)
     centroids, trial = {}, np.ones(len(speakers), bool)
     for s in sorted(set(speakers)):
         idx = rng.choice(np.flatnonzero(speakers == s), 3, replace=False)
-        c = speaker_part(unit[idx].mean(axis=0), model_card.get("speaker_dims"))
-        centroids[s] = c / np.linalg.norm(c)
+        centroids[s] = profile_centroid(unit, idx, dims)
         trial[idx] = False
     scores_, same = [], []
     for i in np.flatnonzero(trial):
-        w = speaker_part(windows[i], model_card.get("speaker_dims"))
-        w = w / (np.linalg.norm(w, axis=1, keepdims=True) + 1e-9)
+        w = unit_windows[i]
         for s, c in centroids.items():
             scores_.append(float(np.mean(w @ c)))
             same.append(speakers[i] == s)

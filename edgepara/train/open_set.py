@@ -16,13 +16,21 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / (np.linalg.norm(x, axis=-1, keepdims=True) + 1e-12)
 
 
-def utterance_scores(windows: list[np.ndarray], speaker_dims) -> tuple[np.ndarray, list[np.ndarray]]:
+def unit_embeddings(windows: list[np.ndarray], speaker_dims) -> tuple[np.ndarray, list[np.ndarray]]:
     """(unit utterance embeddings as `enroll` stores them: whole vectors, windows averaged; each utterance's
-    unit speaker-part windows)."""
+    unit speaker-part windows, what the live head scores)."""
     from ..speaker import speaker_part
 
     utterances = _unit(np.stack([w.mean(axis=0) for w in windows]))
     return utterances, [_unit(speaker_part(w, speaker_dims)) for w in windows]
+
+
+def profile_centroid(unit_utterances: np.ndarray, idx, speaker_dims) -> np.ndarray:
+    """A profile as `enroll` makes it from the utterances `idx` (the mean of their unit embeddings), as the
+    speaker head scores it: its speaker part, unit length."""
+    from ..speaker import speaker_part
+
+    return _unit(speaker_part(unit_utterances[idx].mean(axis=0), speaker_dims))
 
 
 def draw_decisions(windows: list[np.ndarray], speakers: np.ndarray, speaker_dims, n_enrolled: int,
@@ -32,10 +40,8 @@ def draw_decisions(windows: list[np.ndarray], speakers: np.ndarray, speaker_dims
     not used to enroll ("stranger" rows belong to no profile). `enroll_from` limits the enrollment utterances
     (e.g. RAVDESS's neutral/calm ones, so the others are queried across emotions); `candidates` the speakers
     who may be enrolled (e.g. one corpus, with another's speakers as the strangers)."""
-    from ..speaker import speaker_part
-
     rng = np.random.default_rng(seed)
-    utterances, unit_windows = utterance_scores(windows, speaker_dims)
+    utterances, unit_windows = unit_embeddings(windows, speaker_dims)
     names = np.unique(speakers) if candidates is None else np.asarray(candidates)
     eligible = np.ones(len(speakers), bool) if enroll_from is None else np.asarray(enroll_from, bool)
     out = []
@@ -47,7 +53,7 @@ def draw_decisions(windows: list[np.ndarray], speakers: np.ndarray, speaker_dims
             pool = pool if len(pool) >= 3 else np.flatnonzero(speakers == s)
             idx = rng.choice(pool, 3, replace=False)
             used[idx] = True
-            centroids.append(_unit(speaker_part(utterances[idx].mean(axis=0), speaker_dims)))
+            centroids.append(profile_centroid(utterances, idx, speaker_dims))
         C = np.stack(centroids)
         scores = np.stack([(w @ C.T).mean(axis=0) for w in unit_windows])  # (utterances, profiles)
         query = ~used
@@ -71,7 +77,8 @@ def rates(decisions: list[dict], threshold: float) -> dict:
             per_draw["enrolled_unknown"].append((~accepted)[e].mean())
         if s.any():
             per_draw["strangers_unknown"].append((~accepted)[s].mean())
-    return {k: {"mean": round(float(np.mean(v)), 4), "sd": round(float(np.std(v)), 4)} for k, v in per_draw.items() if v}
+    return {k: {"mean": round(float(np.mean(v)), 4), "sd": round(float(np.std(v)), 4)}
+            for k, v in per_draw.items() if v}
 
 
 def choose_threshold(decisions: list[dict], target: float = TARGET_STRANGERS_UNKNOWN) -> float:
