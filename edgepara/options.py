@@ -17,16 +17,6 @@ def _number(text: str, kind, what: str):
     return value
 
 
-def positive_int(text: str) -> int:
-    value = _number(text, int, "an integer >= 1")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
-positive_int.toml_type = int
-
-
 def int_at_least(low: int):
     """A check for an integer >= low."""
     def check(text: str) -> int:
@@ -39,9 +29,12 @@ def int_at_least(low: int):
     return check
 
 
-def number_in(low: float, high: float, unit: str = ""):
+positive_int = int_at_least(1)
+
+
+def number_in(low: float, high: float):
     """A check for a finite number in [low, high]."""
-    what = f"a number from {low:g} to {high:g}{unit}"
+    what = f"a number from {low:g} to {high:g}"
 
     def check(text: str) -> float:
         value = _number(text, float, what)
@@ -50,13 +43,12 @@ def number_in(low: float, high: float, unit: str = ""):
         return value
 
     check.toml_type = float
-    check.__name__ = f"number_in_{low:g}_{high:g}"
     return check
 
 
-def number_at_least(low: float, unit: str = ""):
+def number_at_least(low: float):
     """A check for a finite number >= low."""
-    what = f"a number >= {low:g}{unit}"
+    what = f"a number >= {low:g}"
 
     def check(text: str) -> float:
         value = _number(text, float, what)

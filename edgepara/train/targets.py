@@ -297,18 +297,23 @@ def report_skipped(shards: list[Path], log=print) -> int:
     return skipped
 
 
+def _no_speech(shards: list[Path]) -> EdgeparaError:
+    return EdgeparaError(f"expected speech in the training recordings, got none in {len(shards)} shards: every "
+                         f"recording was undecodable or silent (see skipped.log in the cache)")
+
+
 def check_some_speech(shards: list[Path]) -> None:
     """Refuses a labelling run in which no recording gave a window of speech (all undecodable or silent)."""
     for path in shards:
         with np.load(path) as shard:
             if "audio" in shard.files:
                 return
-    raise EdgeparaError(f"expected speech in the training recordings, got none in {len(shards)} shards: every "
-                        f"recording was undecodable or silent (see skipped.log in the cache)")
+    raise _no_speech(shards)
 
 
 def load_targets(shards: list[Path]) -> dict[str, np.ndarray]:
-    check_some_speech(shards)
     parts = [{k: v for k, v in np.load(p).items() if k != "skipped"} for p in shards]
     parts = [p for p in parts if "audio" in p]  # a shard whose clips held no speech is empty
+    if not parts:
+        raise _no_speech(shards)
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
