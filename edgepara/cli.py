@@ -22,7 +22,7 @@ from .stream.sinks import OutputClosedError
 DEFAULT_HEAD = "emotion"
 BENCH_STREAM_MIN_S = 30.0  # bench stream needs several utterances to time (shorter runs had nothing to report)
 
-DISTILL_LOSSES = "whisper,resemblyzer,gram,speaker_id,emotion,whisper_emotion"
+DISTILL_LOSSES = "whisper,resemblyzer,gram,speaker_id,emotion,emotion8,arousal,whisper_emotion"
 
 
 def _command_line() -> str:
@@ -315,12 +315,15 @@ def cmd_distill(args) -> int:
         cfg = distill.DistillConfig(sizes=sizes, epochs=args.epochs, seed=args.seed, corrupt_share=args.corrupt_share,
                                     limit_clips=args.limit_clips, workers=args.workers,
                                     losses=tuple(x.strip() for x in args.losses.split(",")),
-                                    data=args.data, ray=args.ray, label_only=args.label_only)
+                                    data=args.data, ray=args.ray, label_only=args.label_only,
+                                    language_temperature=args.language_temperature,
+                                    simulated_rooms=args.simulated_rooms, babble=not args.no_babble,
+                                    leave_out=tuple(x.strip() for x in args.leave_out.split(",") if x.strip()))
     except EdgeparaError as err:
         raise UsageError(str(err)) from None
     cache = args.cache
     if cache is None:  # each --data gets its own cache, so it never meets the shared corpora's targets
-        cache = "cache/targets-v2" if not args.data else \
+        cache = "cache/targets-v3" if not args.data else \
             f"cache/targets-{hashlib.sha1(str(Path(args.data).resolve()).encode()).hexdigest()[:10]}"
     distill.distill(cfg, Path(cache), Path(args.out), Path(args.runs), data_root=args.data_root,
                     command=_command_line())
@@ -354,7 +357,7 @@ def cmd_bench(args) -> int:
     bench = _train_module("bench")
     if args.what == "quality" and args.tables != "all":
         bench.tables_only(args.tables, Path(args.out), Path(args.cache), Path(args.runs), data_root=args.data_root,
-                          command=_command_line())
+                          command=_command_line(), ablation=Path(args.ablation) if args.ablation else None)
         print((Path(args.out) / "results.md").read_text())
     elif args.what == "quality":
         bench.quality(Path(args.out), Path(args.cache), Path(args.runs), data_root=args.data_root,
@@ -539,6 +542,14 @@ def build_parser() -> argparse.ArgumentParser:
     # the training package's LOSSES, spelled out: the CLI never imports training code (tested equal)
     distill.add_argument("--losses", default=DISTILL_LOSSES,
                          help=f"any of {DISTILL_LOSSES.replace(',', ', ')} (default: all; ablations drop some)")
+    distill.add_argument("--language-temperature", type=PROBABILITY, default=0.5,
+                         help="each epoch draws a language in proportion to its windows ** this (default 0.5; "
+                              "1: as they come, English most)")
+    distill.add_argument("--simulated-rooms", type=int_at_least(0), default=2000,
+                         help="simulated shoebox rooms among the corruptions (default 2000; 0: measured rooms only)")
+    distill.add_argument("--no-babble", action="store_true", help="no babble of other training speakers as noise")
+    distill.add_argument("--leave-out", default="", metavar="SET[,SET]",
+                         help="data sets left out of training, e.g. ased_amharic for its honest transfer figure")
     distill.add_argument("--limit-clips", type=positive_int, default=None, help="use only the first N recordings (smoke tests)")
     distill.add_argument("--workers", type=positive_int, default=2,
                          help="teacher labelling processes, or with --ray teacher actors (each 1 CPU, 2 GiB)")
@@ -552,7 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--label-only", action="store_true",
                          help="stop once the teacher targets are cached (train later, from the same cache)")
     distill.add_argument("--cache", default=None,
-                         help="teacher targets, resumable (default: cache/targets-v2, or cache/targets-HASH for --data)")
+                         help="teacher targets, resumable (default: cache/targets-v3, or cache/targets-HASH for --data)")
     distill.add_argument("--out", default="models", help="folder for NAME.tflite and NAME.json")
     distill.add_argument("--runs", default="runs", help="folder for training logs")
     distill.add_argument("--data-root", default=None, help="training data folder (default: ../shared/data)")

@@ -6,30 +6,39 @@
 # Losses overlap: no-emotion and no-whisper keep whisper_emotion, whose probe is fitted on the same emotion
 # labels and Whisper targets; no-whisper-teacher removes the Whisper teacher entirely (its pooled targets, the
 # Gram loss on its frames and the probe targets), leaving resemblyzer and the two classifiers.
+# Parts of 0.4.0's data: no-language-balance (languages drawn as they come), no-simulated-rooms (measured rooms
+# only), no-babble, without-SET (that data set's windows left out of training; without-ased_amharic gives ASED's
+# honest transfer figure: a student that never heard ASED, probed leave-one-corpus-out on it).
 # Then: edgepara bench quality --ablation runs/ablation
 # Usage: scripts/ablation.sh [variant ...]   (default: the seeds and every no-... variant; tiny about 10-25
 # minutes, small about 25-50 minutes on this 2-core machine, depending on what else runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-all="whisper,resemblyzer,gram,speaker_id,emotion,whisper_emotion"
+all="whisper,resemblyzer,gram,speaker_id,emotion,emotion8,arousal,whisper_emotion"
 variants=("$@")
-[ ${#variants[@]} -eq 0 ] && variants=(seed-1 seed-2 no-whisper_emotion no-gram no-whisper no-whisper-teacher
-  no-resemblyzer no-speaker_id no-emotion)
+[ ${#variants[@]} -eq 0 ] && variants=(without-ased_amharic seed-1 seed-2 no-language-balance no-simulated-rooms
+  no-babble without-baved_arabic without-multilingual_speech no-arousal no-whisper_emotion no-gram no-whisper
+  no-whisper-teacher no-resemblyzer no-speaker_id no-emotion no-emotion8)
 for variant in "${variants[@]}"; do
-  losses="$all"; seed=0; sizes=(edgepara-tiny); epochs=()
+  losses="$all"; seed=0; sizes=(edgepara-tiny); epochs=(); data=()
   case "$variant" in
-    no-whisper-teacher) losses="resemblyzer,speaker_id,emotion" ;;
+    no-language-balance) data=(--language-temperature 1) ;;
+    no-simulated-rooms) data=(--simulated-rooms 0) ;;
+    no-babble) data=(--no-babble) ;;
+    without-*) data=(--leave-out "${variant#without-}") ;;
+    no-whisper-teacher) losses="resemblyzer,speaker_id,emotion,emotion8,arousal" ;;
     no-*) losses=$(echo "$all" | tr ',' '\n' | grep -vx "${variant#no-}" | paste -sd,)
       [ "$losses" = "$all" ] && { echo "unknown loss in $variant (losses: $all)" >&2; exit 2; } ;;
     seed-*) seed="${variant#seed-}"; sizes=(edgepara-tiny edgepara-small) ;;
     tiny-epochs-*|small-epochs-*) epochs=(--epochs "${variant##*-}"); sizes=("edgepara-${variant%%-*}") ;;
-    *) echo "unknown variant $variant (no-LOSS, no-whisper-teacher, seed-N or tiny/small-epochs-N)" >&2; exit 2 ;;
+    *) echo "unknown variant $variant (no-LOSS, no-whisper-teacher, no-language-balance, no-simulated-rooms," \
+         "no-babble, without-SET, seed-N or tiny/small-epochs-N)" >&2; exit 2 ;;
   esac
   for size in "${sizes[@]}"; do
     # done only if trained by this layout's code (0.3.0 runs write student.json)
     [ -f "runs/ablation/$variant/$size/student.json" ] && continue
     echo "== $variant $size ($(date -u +%H:%M))"
-    .venv/bin/edgepara distill --sizes "$size" --losses "$losses" --seed "$seed" "${epochs[@]}" \
+    .venv/bin/edgepara distill --sizes "$size" --losses "$losses" --seed "$seed" "${epochs[@]}" "${data[@]}" \
       --out "runs/ablation/$variant/models" --runs "runs/ablation/$variant"
   done
 done

@@ -49,6 +49,14 @@ def tiny_data_root(tmp_path):
         _write(root / name, [f"a.opus,,{name}_1,4.4,train", f"b.opus,,{name}_2,4.4,test"])
         _opus_copy(angry, root / name / "a.opus")
         _opus_copy(angry, root / name / "b.opus")
+    # the other languages: ASED's categories, BAVED's arousal levels, the unlabelled multilingual readings
+    _write(root / "ased_amharic", ["h.opus,happy,ased01,4.4,train", "t.opus,sad,ased02,4.4,test"])
+    _write(root / "baved_arabic", ["l.opus,low,baved1,4.4,train", "t.opus,high,baved2,4.4,val"])
+    _write(root / "multilingual_speech", ["swahili/s.opus,,swh_1,4.4,train,swh Swahili"], HEADER + ",language")
+    (root / "multilingual_speech" / "swahili").mkdir()
+    for path in ("ased_amharic/h.opus", "ased_amharic/t.opus", "baved_arabic/l.opus", "baved_arabic/t.opus",
+                 "multilingual_speech/swahili/s.opus"):
+        _opus_copy(angry, root / path)
     rng = np.random.default_rng(0)
     _write(root / "emospeech_in", ["s.opus,angry,U1,4.4,train,speech", "bg.flac,,,3.0,train,background"],
            HEADER + ",kind")
@@ -75,14 +83,16 @@ def test_distill_end_to_end_shipped_sizes(tmp_path, tiny_data_root):
     from edgepara.train.bench import run_layout
     from edgepara.train.student import SIZES, build_backbone
 
-    cfg = DistillConfig(sizes=("edgepara-tiny", "edgepara-small"), epochs=1, batch_size=8, workers=1)
+    cfg = DistillConfig(sizes=("edgepara-tiny", "edgepara-small"), epochs=1, batch_size=8, workers=1, simulated_rooms=20)
     cards = distill(cfg, tmp_path / "cache", tmp_path / "models", tmp_path / "runs", data_root=tiny_data_root,
                     log=lambda *_: None, command="pytest")
     for card, size in zip(cards, cfg.sizes):
         on_disk = json.loads((tmp_path / "models" / f"{size}.json").read_text())
         assert on_disk == json.loads(json.dumps(card))  # the card on disk is what distill returned
         assert card["training_data"]["windows"] > 10
-        assert {"ravdess", "speechocean762", "emospeech_in", "suba_africanvoices"} <= set(card["training_data"]["sources"])
+        assert {"ravdess", "speechocean762", "emospeech_in", "suba_africanvoices", "ased_amharic", "baved_arabic",
+                "multilingual_speech"} <= set(card["training_data"]["sources"])
+        assert {"English", "Amharic", "Arabic", "Swahili"} <= set(card["training_data"]["languages"]["shares"])
         info = inspect_tflite(tmp_path / "models" / f"{size}.tflite")
         assert set(info["tensor_dtypes"]) <= {"int8", "int32"}
         assert set(info["ops"]) <= {"CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN"}
@@ -96,11 +106,12 @@ def test_distill_end_to_end_shipped_sizes(tmp_path, tiny_data_root):
         # the benchmark rebuilds the trained layout from the run's student.json and loads its weights
         backbone = build_backbone(run_layout(size, tmp_path / "runs" / size / "backbone.keras"))
         backbone.load_weights(tmp_path / "runs" / size / "backbone.keras")
-        assert "whisper_emotion_loss" in card["training"]["final_losses"]
+        for loss in ("whisper_emotion", "emotion", "emotion8", "arousal"):
+            assert f"{loss}_loss" in card["training"]["final_losses"]
     # resumable: a second run reuses the cached teacher shards instead of recomputing them
     shards = sorted((tmp_path / "cache").glob("shard_*.npz"))
     mtimes = [p.stat().st_mtime for p in shards]
-    distill(DistillConfig(sizes=("edgepara-tiny",), epochs=1, batch_size=8, workers=1), tmp_path / "cache",
+    distill(DistillConfig(sizes=("edgepara-tiny",), epochs=1, batch_size=8, workers=1, simulated_rooms=20), tmp_path / "cache",
             tmp_path / "models2", tmp_path / "runs", data_root=tiny_data_root, log=lambda *_: None)
     assert [p.stat().st_mtime for p in shards] == mtimes
 

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("sklearn")
 
-from edgepara.train.distill import EMOTIONS, whisper_emotion_posteriors  # noqa: E402
+from edgepara.train.supervision import probe_posteriors  # noqa: E402
 from edgepara.train.student import SIZES, StudentConfig, build_backbone, build_trainer  # noqa: E402
 
 
@@ -64,18 +64,17 @@ def test_whisper_emotion_targets_go_to_unlabelled_windows_and_ignore_each_speake
     emotion_b = rng.integers(0, 3, n)
     offset_b = directions[0] * 3  # B's offset would otherwise look like emotion 0
     X = np.concatenate([directions[emotion_a], directions[emotion_b] + offset_b]) + rng.standard_normal((2 * n, dim))
-    targets = {"whisper_tinyen_b2": X[:, :6].astype(np.float32), "whisper_base_b3": X[:, 6:].astype(np.float32),
-               "whisper_tinyen_b3": np.zeros((2 * n, 0), np.float32), "whisper_base_b4": np.zeros((2 * n, 0), np.float32)}
     speakers = np.repeat([0, 1], n)
     labels = np.concatenate([emotion_a, -np.ones(n, int)])
-    posteriors = whisper_emotion_posteriors(targets, speakers, labels)
-    assert posteriors.shape == (2 * n, len(EMOTIONS))
+    posteriors = probe_posteriors(X, speakers, labels, 4)
+    assert posteriors.shape == (2 * n, 4)
+    assert np.all(posteriors[:, 3] == 0)  # a class nobody is labelled with gets no probability
     assert np.all(posteriors[:n] == 0)  # labelled windows learn from their labels
     np.testing.assert_allclose(posteriors[n:].sum(axis=1), 1.0, rtol=1e-5)
     assert np.mean(posteriors[n:].argmax(axis=1) == emotion_b) > 0.9
     # one class labelled, or nothing unlabelled: no targets (and no error)
-    assert not whisper_emotion_posteriors(targets, speakers, np.where(labels >= 0, 1, -1)).any()
-    assert not whisper_emotion_posteriors(targets, speakers, np.concatenate([emotion_a, emotion_b])).any()
+    assert not probe_posteriors(X, speakers, np.where(labels >= 0, 1, -1), 4).any()
+    assert not probe_posteriors(X, speakers, np.concatenate([emotion_a, emotion_b]), 4).any()
 
 
 def test_the_cli_trains_every_loss_by_default():

@@ -16,8 +16,10 @@ DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "dat
 RAVDESS_TEST = {f"A{i:02d}" for i in range(19, 25)}
 RAVDESS_VAL = {"A17", "A18"}
 DATASETS = ("ravdess", "emodb", "fsdd")
-# Unlabelled speech the students learn from (only each set's training speakers / takes).
-DISTILLATION_SETS = ("ravdess", "fsdd", "speechocean762", "emospeech_in", "yoruba_ogunlao", "suba_africanvoices")
+# Speech the students learn from (only each set's training speakers / takes): English, Yoruba, Suba, Amharic,
+# Arabic and the multilingual readings (Mboshi, Swahili, Kinyarwanda and nine more languages). EmoDB never enters.
+DISTILLATION_SETS = ("ravdess", "fsdd", "speechocean762", "emospeech_in", "yoruba_ogunlao", "suba_africanvoices",
+                     "ased_amharic", "baved_arabic", "multilingual_speech")
 
 
 @dataclass(frozen=True)

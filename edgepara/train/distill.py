@@ -1,5 +1,6 @@
 """`edgepara distill`: teacher targets -> student training (multi-teacher pooled targets, temporal Gram
-matching, speaker and emotion classifiers on training speakers) -> int8 export -> checks -> model card.
+matching, speaker, emotion and arousal classifiers on training speakers, languages balanced, measured and
+simulated rooms, noise and babble) -> int8 export -> checks -> model card.
 One command, fixed seed, resumable teacher cache."""
 from __future__ import annotations
 
@@ -12,18 +13,20 @@ import numpy as np
 from ..errors import EdgeparaError
 from ..frontend import LogMel
 from .augment import Corruptor
-from .data import (Utterance, data_root as find_data_root, distillation_utterances, load_manifest, noise_paths,
-                   room_paths, user_utterances)
+from .balance import TEMPERATURE, language_shares, sampling_probabilities, window_languages
+from .data import (DISTILLATION_SETS, data_root as find_data_root, distillation_utterances, load_manifest,
+                   noise_paths, room_paths, user_utterances)
 from .export import convert_int8, write_json, write_model
 from .masks import HELD_OUT_MASK, MASK_TYPES
+from .rooms import N_ROOMS, simulated_rooms
 from .student import SIZES, StudentConfig, build_backbone, build_trainer, count_params
+from .supervision import TASKS, probe_posteriors, window_labels
 from .targets import (GRAM_LAYER, MASKED_SHARE, TRAIN_HOP, WHISPER_LAYERS, WINDOW, build_clips, extract_targets,
                       check_some_speech, load_targets, whisper_key)
 
-LOSSES = ("whisper", "resemblyzer", "gram", "speaker_id", "emotion", "whisper_emotion")
+LOSSES = ("whisper", "resemblyzer", "gram", "speaker_id", "emotion", "emotion8", "arousal", "whisper_emotion")
 LOSS_WEIGHTS = {"whisper": 1.0, "resemblyzer": 1.0, "gram": 2.0, "speaker_id": 0.3, "emotion": 0.3,
-                "whisper_emotion": 0.3}
-EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+                "emotion8": 0.3, "arousal": 0.3, "whisper_emotion": 0.3}
 LICENSES = {
     "ravdess": "RAVDESS (actors 1-16): CC BY-NC-SA 4.0 (Livingstone & Russo 2018)",
     "fsdd": "Free Spoken Digit Dataset (train takes): CC BY-SA 4.0",
@@ -31,6 +34,12 @@ LICENSES = {
     "emospeech_in": "Indian EmoSpeech Command Dataset (train users, incl. background clips as noise): CC BY-NC-SA 4.0 (Banga et al. 2019)",
     "yoruba_ogunlao": "Yoruba speech (Ogun): MIT",
     "suba_africanvoices": "AfricanVoices Suba: CC BY-NC-SA 4.0 (Ogayo et al. 2022)",
+    "ased_amharic": "ASED Amharic speech emotion (train speakers): no license stated, research use, cite "
+                    "(Retta et al. 2023)",
+    "baved_arabic": "BAVED Arabic vocal emotions (train speakers): no license stated, research use, cite (Aouf 2019)",
+    "multilingual_speech": "multilingual_speech: Mboshi (no license stated, research use, cite Godard et al. "
+                           "2018), Swahili and Kinyarwanda readings (MIT), short clips under MIT, Apache-2.0 and "
+                           "CC0/public domain (see the data's LICENSE.md)",
     "noise_real": "noise_real (Speech Commands background, Berlin Noise): CC BY 4.0",
     "rirs_real": "rirs_real: CC BY / BY-SA / CC0, two files non-commercial (CC BY-NC 4.0, CC BY-NC-SA 3.0)",
 }
@@ -51,6 +60,10 @@ class DistillConfig:
     data: str | None = None  # a folder or CSV manifest of audio to distil from, instead of the shared corpora
     ray: str | None = None  # a Ray cluster address (or "auto") for teacher labelling
     label_only: bool = False  # stop once the teacher targets are cached (e.g. label on a cluster, train elsewhere)
+    language_temperature: float = TEMPERATURE  # languages drawn in proportion to windows ** this (1: as they come)
+    simulated_rooms: int = N_ROOMS  # simulated shoebox rooms among the corruptions (0: measured rooms only)
+    babble: bool = True  # babble of other training speakers among the background noises
+    leave_out: tuple[str, ...] = ()  # data sets whose windows are left out of training (transfer figures)
 
     def __post_init__(self):
         # checked before hours of teacher labelling, not after
@@ -63,6 +76,13 @@ class DistillConfig:
         if (self.epochs is not None and self.epochs < 1) or self.batch_size < 1 or not 0.0 <= self.corrupt_share <= 1.0:
             raise EdgeparaError(f"expected epochs >= 1, batch size >= 1 and 0 <= corrupt share <= 1, got "
                                 f"{self.epochs}, {self.batch_size}, {self.corrupt_share}")
+        if not 0.0 <= self.language_temperature <= 1.0 or self.simulated_rooms < 0:
+            raise EdgeparaError(f"expected 0 <= language temperature <= 1 and simulated rooms >= 0, got "
+                                f"{self.language_temperature}, {self.simulated_rooms}")
+        unknown = [s for s in self.leave_out if s not in DISTILLATION_SETS]
+        if unknown:
+            raise EdgeparaError(f"expected data sets to leave out from {', '.join(DISTILLATION_SETS)}, got "
+                                f"{', '.join(unknown)}")
 
 
 def log_mels(audio: np.ndarray, cfg: StudentConfig) -> np.ndarray:
@@ -86,47 +106,9 @@ def standardise(raw: dict, losses: tuple[str, ...]) -> dict:
     return out
 
 
-def class_labels(raw: dict, labelled: list[Utterance]) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """(speaker index per window, speaker names, emotion index per window or -1), the emotions from the
-    `labelled` recordings whose label is one of EMOTIONS."""
-    speakers, speaker_idx = np.unique(raw["speaker"], return_inverse=True)
-    emotion_of = {str(u.path): EMOTIONS.index(u.label) for u in labelled if u.label in EMOTIONS}
-    emotion = np.array([emotion_of.get(c.rsplit("@", 1)[0], -1) for c in raw["clip"]], np.int32)
-    return speaker_idx.astype(np.int32), speakers.tolist(), emotion
-
-
 def whisper_features(targets: dict) -> np.ndarray:
     """The standardised Whisper targets side by side (every layer in WHISPER_LAYERS)."""
     return np.concatenate([targets[k] for k in POOLED_TARGETS if k != "resemblyzer"], axis=1)
-
-
-def speaker_centred_whisper(targets: dict, speakers: np.ndarray) -> np.ndarray:
-    """`whisper_features`, each speaker's mean removed."""
-    X = whisper_features(targets)
-    for speaker in np.unique(speakers):
-        rows = speakers == speaker
-        X[rows] -= X[rows].mean(axis=0)
-    return X
-
-
-def whisper_emotion_posteriors(targets: dict, speakers: np.ndarray, emotion: np.ndarray, C: float = 0.01) -> np.ndarray:
-    """Soft emotion targets for the windows without an emotion label: a logistic regression on the
-    standardised Whisper targets of the labelled windows, applied to every other window. Each speaker's mean
-    is removed first: uncentred, the probe reads the corpus, not the emotion (FSDD's windows mostly "angry" or
-    "happy", the read corpora's "sad" or "calm"); centred, every corpus gets a similar spread, and a probe fitted
-    on RAVDESS actors 1-12 scores 0.82 instead of 0.68 on actors 13-16's windows
-    (scripts/check-whisper-emotion-probe.py). Zeros (no loss) on labelled windows, and everywhere when fewer
-    than two emotions are labelled."""
-    from sklearn.linear_model import LogisticRegression
-
-    out = np.zeros((len(emotion), len(EMOTIONS)), np.float32)
-    labelled = emotion >= 0
-    if len(np.unique(emotion[labelled])) < 2 or labelled.all():
-        return out
-    X = speaker_centred_whisper(targets, speakers)
-    probe = LogisticRegression(C=C, max_iter=500).fit(X[labelled], emotion[labelled])
-    out[np.ix_(~labelled, probe.classes_)] = probe.predict_proba(X[~labelled])
-    return out
 
 
 def heldout_windows(root: Path, n_files: int = 40) -> np.ndarray:
@@ -138,16 +120,21 @@ def heldout_windows(root: Path, n_files: int = 40) -> np.ndarray:
     return np.concatenate([offline_windows(read_audio(u.path), WINDOW, TRAIN_HOP) for u in val])
 
 
-def corrupted_copies(audio: np.ndarray, root: Path, seed: int) -> np.ndarray:
-    corrupt = Corruptor(noise_paths(root), room_paths(root))
-    rng = np.random.default_rng(seed + 1)
-    return np.stack([corrupt(w, rng) for w in audio])
+def corrupted_copies(audio: np.ndarray, speakers: np.ndarray, root: Path, dc: DistillConfig) -> np.ndarray:
+    """One corrupted version of every window: measured or simulated room, real noise or babble of other
+    training speakers, gain, codec."""
+    rooms = simulated_rooms(dc.simulated_rooms, dc.seed) if dc.simulated_rooms else ()
+    corrupt = Corruptor(noise_paths(root), room_paths(root), simulated_rooms=rooms,
+                        babble=(audio, speakers) if dc.babble else None)
+    rng = np.random.default_rng(dc.seed + 1)
+    return np.stack([corrupt(w, rng, s) for w, s in zip(audio, speakers)])
 
 
 def train_student(cfg: StudentConfig, clean: np.ndarray, corrupted: np.ndarray, targets: dict, dc: DistillConfig,
-                  n_speakers: int, log=print):
-    """Each epoch hears every window clean or as its corrupted version (chosen anew each epoch), always with
-    the clean audio's targets."""
+                  n_speakers: int, draw: np.ndarray, log=print):
+    """Each epoch draws as many windows as there are training windows, with probabilities `draw` (languages
+    balanced: balance.py), and hears each clean or as its corrupted version (chosen anew each time), always
+    with the clean audio's targets."""
     import keras
 
     from .losses import embedding_loss, make_gram_loss, masked_class_loss, soft_class_loss
@@ -156,9 +143,11 @@ def train_student(cfg: StudentConfig, clean: np.ndarray, corrupted: np.ndarray, 
     epochs = dc.epochs or cfg.epochs
     backbone = build_backbone(cfg)
     pooled = {k: targets[k].shape[1] for k in POOLED_TARGETS if k in targets}
+    classes = {task: len(TASKS[task]) for task in TASKS if task in dc.losses}
+    if "whisper_emotion" in dc.losses:
+        classes["whisper_emotion"] = len(TASKS["emotion"])
     trainer = build_trainer(backbone, cfg.speaker_dim, pooled, n_speakers=max(n_speakers, 2) if "speaker_id" in dc.losses else 0,
-                            n_emotions=len(EMOTIONS) if "emotion" in dc.losses else 0,
-                            n_whisper_emotions=len(EMOTIONS) if "whisper_emotion" in dc.losses else 0)
+                            classes=classes)
     n_student_frames = int(backbone.outputs[-1].shape[1])
     losses = {k: embedding_loss for k in pooled}
     # the Whisper layers share one weight between them
@@ -169,7 +158,7 @@ def train_student(cfg: StudentConfig, clean: np.ndarray, corrupted: np.ndarray, 
     weights["gram"] = LOSS_WEIGHTS["gram"] if "gram" in dc.losses else 0.0
     y = {k: targets[k] for k in pooled}
     y["gram"] = targets["gram"] if "gram" in targets else np.zeros((len(clean), 50, 50), np.float16)
-    for name in ("speaker_id", "emotion"):
+    for name in ("speaker_id", *TASKS):
         if name in dc.losses:
             losses[name], weights[name], y[name] = masked_class_loss, LOSS_WEIGHTS[name], targets[name]
     if "whisper_emotion" in dc.losses:
@@ -182,12 +171,14 @@ def train_student(cfg: StudentConfig, clean: np.ndarray, corrupted: np.ndarray, 
     order = rng.permutation(len(clean))
     n_val = max(1, len(clean) // 20)
     val_idx, train_idx = order[:n_val], order[n_val:]
+    p_train = draw[train_idx] / draw[train_idx].sum()
     history = {}
     for epoch in range(epochs):
-        heard = clean[train_idx]
-        corrupt = rng.random(len(train_idx)) < dc.corrupt_share
-        heard[corrupt] = corrupted[train_idx[corrupt]]
-        h = trainer.fit(heard[..., None], {k: v[train_idx] for k, v in y.items()},
+        drawn = np.sort(rng.choice(train_idx, len(train_idx), p=p_train))  # fit() shuffles
+        heard = clean[drawn]
+        corrupt = rng.random(len(drawn)) < dc.corrupt_share
+        heard[corrupt] = corrupted[drawn[corrupt]]
+        h = trainer.fit(heard[..., None], {k: v[drawn] for k, v in y.items()},
                         validation_data=(clean[val_idx][..., None], {k: v[val_idx] for k, v in y.items()}),
                         batch_size=dc.batch_size, initial_epoch=epoch, epochs=epoch + 1, verbose=0, shuffle=True)
         history = {k: float(v[-1]) for k, v in h.history.items()}
@@ -223,9 +214,13 @@ def int8_agreement(float_out: np.ndarray, int8_out: np.ndarray, cfg: StudentConf
 
 
 def model_card(cfg: StudentConfig, dc: DistillConfig, backbone, n_windows: int, sources: list[str],
-               speakers: int, train_s: float, final_losses: dict, command: str) -> dict:
+               speakers: int, train_s: float, final_losses: dict, command: str, languages: dict | None = None,
+               labelled: dict | None = None) -> dict:
+    labelled = labelled or {}
+    corpora = "the labelled --data recordings (labels read as RAVDESS's names)" if dc.data else \
+        "RAVDESS actors 1-16, ASED and emospeech_in train speakers"
     return {
-        "name": cfg.name, "version": "0.3.0", "kind": "student",
+        "name": cfg.name, "version": "0.4.0", "kind": "student",
         "params": count_params(backbone), "sample_rate": 16000,
         "window_samples": cfg.window_samples, "hop_samples": cfg.hop_samples,
         "frontend": cfg.frontend().to_card(), "embedding_dim": cfg.output_dim(),
@@ -243,24 +238,33 @@ def model_card(cfg: StudentConfig, dc: DistillConfig, backbone, n_windows: int, 
                        "gram": "temporal Gram-matrix MSE vs Whisper frames (STaR)",
                        "speaker_id": f"softmax over {speakers} training speakers on the unit-normalised speaker "
                                      "part (scaled by 16)",
-                       "emotion": "softmax over RAVDESS's 8 emotions, actors 1-16 only (other windows unlabelled)"
-                                  if not dc.data else "softmax over 8 emotions, on the --data recordings labelled "
-                                                      "with one (other windows unlabelled)",
-                       "whisper_emotion": "cross-entropy to a Whisper-layer emotion probe's posteriors (fitted on "
-                                          "the labelled windows, features centred per speaker) on every window "
-                                          "without an emotion label"}[k]
+                       "emotion": f"softmax over the 4 shared classes (neutral incl. calm, happy, sad, angry) on "
+                                  f"{corpora} ({labelled.get('emotion', 0)} windows)",
+                       "emotion8": f"softmax over RAVDESS's 8 emotions ({labelled.get('emotion8', 0)} windows)",
+                       "arousal": "softmax over low / neutral / high arousal (BAVED's levels and the categories' "
+                                  f"arousal; {labelled.get('arousal', 0)} windows)",
+                       "whisper_emotion": "cross-entropy to a Whisper-layer probe's posteriors over the 4 shared "
+                                          "classes (fitted on the labelled windows, features centred per speaker) "
+                                          "on every window without a shared-class label"}[k]
                    for k in dc.losses},
         "training_data": {
             "windows": int(n_windows), "sources": sources, "speakers": speakers,
-            "excluded": "RAVDESS actors 17-24, FSDD val/test takes, speechocean762 and emospeech_in val/test "
-                        "speakers, all of EmoDB (evaluation speakers)" if not dc.data else
+            "left_out": list(dc.leave_out),
+            "languages": {"temperature": dc.language_temperature, "shares": languages or {}},
+            "excluded": "RAVDESS actors 17-24, FSDD val/test takes, speechocean762, emospeech_in, ASED and BAVED "
+                        "val/test speakers, all of EmoDB (evaluation speakers)" if not dc.data else
                         f"nothing: every recording of --data {dc.data}",
             "augmentation": f"masked copies of {int(MASKED_SHARE * 100)} % of recordings (surgical, jersey, denim; "
                             f"{HELD_OUT_MASK} never), labelled from the masked audio; each window has one corrupted "
-                            "version (real room, real noise at 0-20 dB SNR, gain, Opus; drawn once, two thirds of "
-                            f"rirs_real/noise_real), heard instead of the clean window in {int(dc.corrupt_share * 100)} % "
-                            "of the epochs at random, always with the clean audio's targets"},
-        "license": "CC BY-NC-SA 4.0 (trained on RAVDESS, emospeech_in and Suba audio; non-commercial use only)"
+                            "version (drawn once: a room for half of the windows, measured (two thirds of rirs_real) "
+                            f"or one of {dc.simulated_rooms} simulated shoebox rooms; background for 60 %: real noise "
+                            "(two thirds of noise_real, emospeech_in's phone backgrounds)"
+                            + (" or babble of 3-6 other training speakers" if dc.babble else "")
+                            + " at 0-20 dB SNR; gain; Opus for 15 %), heard instead of the clean window in "
+                            f"{int(dc.corrupt_share * 100)} % of the draws at random, always with the clean audio's "
+                            "targets"},
+        "license": "CC BY-NC-SA 4.0 (trained on RAVDESS, emospeech_in and Suba audio; non-commercial use only); "
+                   "also trained on ASED, BAVED and Mboshi audio, which state no license: research use"
                    if not dc.data else f"that of the audio in {dc.data}, and CC BY-NC for the augmentation (see "
                                        "data_licenses)",
         "data_licenses": [LICENSES[s] for s in sources + ["noise_real", "rirs_real"] if s in LICENSES],
@@ -290,26 +294,35 @@ def distill(dc: DistillConfig, cache: Path, models_out: Path, runs: Path, data_r
         check_some_speech(shards)  # "done" would be a lie when nothing could be labelled
         return []
     raw = load_targets(shards)
+    if dc.leave_out:
+        keep = ~np.isin(raw["source"], dc.leave_out)
+        raw = {k: v[keep] for k, v in raw.items()}
+        log(f"left out of training: {', '.join(dc.leave_out)} ({int((~keep).sum())} windows)")
     targets = standardise(raw, dc.losses)
-    # the shared corpora: RAVDESS's emotions only (other sets' labels are not acted emotions); --data: any
-    speaker_idx, speakers, emotion = class_labels(raw, utterances if dc.data else
-                                                  [u for u in utterances if u.dataset == "ravdess"])
-    targets["speaker_id"], targets["emotion"] = speaker_idx, emotion
+    speakers, speaker_idx = np.unique(raw["speaker"], return_inverse=True)
+    targets["speaker_id"] = speaker_idx.astype(np.int32)
+    targets.update(window_labels(raw["clip"], utterances))
     if "whisper_emotion" in dc.losses:
-        whisper = targets if "whisper" in dc.losses else standardise(raw, ("whisper",))
-        targets["whisper_emotion"] = whisper_emotion_posteriors(whisper, speaker_idx, emotion)
+        whisper = whisper_features(targets if "whisper" in dc.losses else standardise(raw, ("whisper",)))
+        targets["whisper_emotion"] = probe_posteriors(whisper, speaker_idx, targets["emotion"], len(TASKS["emotion"]))
         if not targets["whisper_emotion"].any():
             log("whisper_emotion: fewer than two emotions labelled (or no window without one): no soft targets")
     sources = sorted(set(raw["source"].tolist()))
-    log(f"{len(raw['audio'])} windows from {', '.join(sources)}; {len(speakers)} speakers")
-    corrupted_audio = corrupted_copies(raw["audio"], root, dc.seed)
+    languages = window_languages(raw["source"], raw["clip"], root)
+    draw = sampling_probabilities(languages, dc.language_temperature)
+    shares = language_shares(languages, draw)
+    log(f"{len(raw['audio'])} windows from {', '.join(sources)}; {len(speakers)} speakers; labelled windows "
+        + ", ".join(f"{task} {int((targets[task] >= 0).sum())}" for task in TASKS) + "; languages (windows -> drawn) "
+        + ", ".join(f"{k} {v['windows']:.1%} -> {v['drawn']:.1%}" for k, v in shares.items()))
+    log(f"corrupted copies ({dc.simulated_rooms} simulated rooms{', babble' if dc.babble else ''})")
+    corrupted_audio = corrupted_copies(raw["audio"], raw["speaker"], root, dc)
     check_windows = heldout_windows(root, n_files=40 if not dc.limit_clips else 4)
     cards = []
     for size in dc.sizes:
         cfg = SIZES[size]
         t0 = time.time()
         clean, corrupted = log_mels(raw["audio"], cfg), log_mels(corrupted_audio, cfg)
-        backbone, final_losses = train_student(cfg, clean, corrupted, targets, dc, len(speakers), log)
+        backbone, final_losses = train_student(cfg, clean, corrupted, targets, dc, len(speakers), draw, log)
         train_s = time.time() - t0
         run_dir = runs / size
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -318,7 +331,8 @@ def distill(dc: DistillConfig, cache: Path, models_out: Path, runs: Path, data_r
         # calibrate on clean and corrupted windows alike, so loud and noisy input stays in range
         pick = np.random.default_rng(dc.seed).choice(len(clean), min(300, len(clean)), replace=False)
         tflite = convert_int8(backbone, np.concatenate([clean[pick[::2]], corrupted[pick[1::2]]]))
-        card = model_card(cfg, dc, backbone, len(raw["audio"]), sources, len(speakers), train_s, final_losses, command)
+        card = model_card(cfg, dc, backbone, len(raw["audio"]), sources, len(speakers), train_s, final_losses, command,
+                          shares, {task: int((targets[task] >= 0).sum()) for task in TASKS})
         path, card = write_model(models_out, size, tflite, card)
         float_check = float_embeddings(backbone, log_mels(check_windows, cfg))
         int8_check = int8_embeddings(path, check_windows)

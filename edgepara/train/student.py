@@ -128,12 +128,12 @@ def backbone_parts(backbone, speaker_dim: int):
             layers.Lambda(lambda v: v[:, cut:], name="speaker_part")(vector), frames)
 
 
-def build_trainer(backbone, speaker_dim: int, targets: dict[str, int], n_speakers: int = 0, n_emotions: int = 0,
-                  n_whisper_emotions: int = 0, gram_dim: int = 96):
+def build_trainer(backbone, speaker_dim: int, targets: dict[str, int], n_speakers: int = 0,
+                  classes: dict[str, int] | None = None, gram_dim: int = 96):
     """Heads for training only: a linear projection per pooled target (from the speaker part for the speaker
     teacher, else from the embedding), frames -> gram_dim for Gram matching, a softmax over training speakers
-    on the unit-normalised speaker part, one over labelled emotions, and one toward a Whisper probe's emotion
-    posteriors (windows without a label)."""
+    on the unit-normalised speaker part, and a linear classifier from the embedding for each of `classes`
+    (task -> number of classes: the labelled tasks and the Whisper probe's soft emotion targets)."""
     import keras
     from keras import layers
 
@@ -146,10 +146,8 @@ def build_trainer(backbone, speaker_dim: int, targets: dict[str, int], n_speaker
     if n_speakers:
         unit = layers.UnitNormalization()(speaker if speaker is not None else embedding)
         outputs["speaker_id"] = layers.Dense(n_speakers, name="to_speaker_id")(layers.Rescaling(16.0)(unit))
-    if n_emotions:
-        outputs["emotion"] = layers.Dense(n_emotions, name="to_emotion")(embedding)
-    if n_whisper_emotions:
-        outputs["whisper_emotion"] = layers.Dense(n_whisper_emotions, name="to_whisper_emotion")(embedding)
+    for name, n in (classes or {}).items():
+        outputs[name] = layers.Dense(n, name=f"to_{name}")(embedding)
     return keras.Model(backbone.inputs, outputs, name="trainer")
 
 
