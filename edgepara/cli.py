@@ -13,7 +13,7 @@ from pathlib import Path
 # 6.2 % of a core instead of 3.7 % (`edgepara bench stream --profile`). A user's own setting is kept.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from .errors import (EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, EXIT_RUNTIME, EXIT_USAGE,
+from .errors import (EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, EXIT_RUNTIME, EXIT_USAGE, INTERRUPTED,
                      DeviceError, EdgeparaError, MissingExtraError, NoSpeechError, UsageError)
 from .options import (COSINE, PROBABILITY, int_at_least, mqtt_device, mqtt_prefix, mqtt_url, number_at_least,
                       positive_int, positive_int_list, speaker_name)
@@ -661,7 +661,14 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     except OutputClosedError as err:  # the JSONL reader went away: stop quietly
         return err.exit_code
-    except EdgeparaError as err:
+    except (EdgeparaError, MemoryError, ImportError) as err:
+        if INTERRUPTED:  # a model or library load cut short by Ctrl-C (launch.py): not the file's fault
+            _say("edgepara: stopped")
+            return EXIT_INTERRUPTED
+        if not isinstance(err, EdgeparaError):  # a tight `ulimit -v`: a library that loads late, or a buffer
+            _say(f"edgepara: error: expected enough memory to run, got {type(err).__name__}"
+                 + (f": {str(err).splitlines()[0]}" if str(err).strip() else "") + " (check `ulimit -v`)")
+            return EXIT_RUNTIME
         _say(f"edgepara: error: {err}")
         return err.exit_code
     except KeyboardInterrupt:
@@ -677,6 +684,11 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"edgepara: error: expected free disk space, got a full disk ({err.filename or ''})")
             return EXIT_RUNTIME
         raise
+    except RuntimeError as err:
+        if "can't start new thread" not in str(err):
+            raise
+        _say(f"edgepara: error: expected to start a thread, got: {err} (check `ulimit -v` and `ulimit -u`)")
+        return EXIT_RUNTIME
 
 
 if __name__ == "__main__":

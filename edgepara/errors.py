@@ -11,6 +11,10 @@ EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM): `listen` stops cleanly, e.g. under systemd
 EXIT_OUTPUT_CLOSED = 141  # the reader of our output went away (128 + SIGPIPE, what a shell reports)
 
+# Signals the console command (launch.py) saw before the command's own handlers took over: an import or a model
+# load that fails right after a Ctrl-C failed because of it, and is reported as "stopped", not as a fault.
+INTERRUPTED: list[int] = []
+
 EXIT_CODES_HELP = (
     f"exit codes: {EXIT_OK} ok, {EXIT_RUNTIME} runtime error (bad file, model, head, device), "
     f"{EXIT_USAGE} usage error (command line or config file), {EXIT_NO_SPEECH} no speech found in the audio, "

@@ -92,3 +92,39 @@ def test_a_spreadsheets_byte_order_mark_does_not_hide_the_header(tmp_path):
     csv = tmp_path / "labels.csv"
     csv.write_text("\ufeffpath,label\na.wav,door\nb.wav,bell\n", encoding="utf-8")
     assert [(p.name, label) for p, label, _ in read_labelled_audio(csv)] == [("a.wav", "door"), ("b.wav", "bell")]
+
+
+def test_too_little_memory_to_load_is_one_line_not_a_traceback(tmp_path):
+    """Under a small `ulimit -v` the libraries fail to load at different points (numpy's shared objects, a
+    module's code, a thread): each is one line and exit 1, through the console command's own entry point."""
+    failed = 0
+    for kib in (50_000, 100_000, 150_000, 250_000):
+        r = subprocess.run(["bash", "-c", f'ulimit -v {kib}; exec "$0" -m edgepara.launch listen --demo '
+                                          f'--no-dashboard', sys.executable],
+                           cwd=tmp_path, capture_output=True, timeout=120, env={**os.environ, "XDG_DATA_HOME": str(tmp_path)})
+        err = r.stderr.decode()
+        assert "Traceback" not in err, (kib, err)
+        if r.returncode:
+            failed += 1
+            assert r.returncode == 1 and err.strip().startswith("edgepara: error: expected"), (kib, err)
+            assert len(err.strip().splitlines()) == 1, (kib, err)
+    assert failed, "no limit was tight enough to test anything"
+
+
+def test_ctrl_c_while_starting_is_stopped_not_a_traceback(tmp_path):
+    """Ctrl-C at any moment of the first ~half second (imports, parser, model load, the stream's start) ends
+    with "edgepara: stopped" and exit 130, through the console command's entry point. (Before Python has
+    started, the signal's default action ends the process: no output, and a shell reports 130 too.)"""
+    import signal
+    import time
+
+    for i in range(14):
+        p = subprocess.Popen([sys.executable, "-m", "edgepara.launch", "listen", "--demo", "--no-dashboard"],
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={**os.environ, "XDG_DATA_HOME": str(tmp_path)})
+        time.sleep(0.03 * (i + 1))
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+        err = err.decode().strip()
+        assert (p.returncode, err) == (130, "edgepara: stopped") or (p.returncode, err) == (-signal.SIGINT, ""), \
+            (0.03 * (i + 1), p.returncode, err)
