@@ -354,7 +354,8 @@ class MqttSink:
             self._closed = True
             self._flush_deadline = time.monotonic() + self.flush_timeout_s
         self._stop.set()
-        waiting = self.stats.queued
+        with self._lock:  # the events close() waits for: the durable ones, as counted when they are lost
+            waiting = sum(1 for m in self._queue if m.durable) + sum(self._in_flight.values())
         if waiting and not self._connected:
             self._notify(f"waiting up to {self.flush_timeout_s:g} s for {self.address.url} to take "
                          f"{waiting} queued events")
