@@ -637,6 +637,14 @@ def _split_enroll_leftovers(extras: list[str]) -> tuple[list[str], list[str]]:
     return files, unknown
 
 
+def _stdout_name() -> str:
+    """Standard output, and the file it is redirected to where the system says (Linux's /proc)."""
+    try:
+        return f"standard output ({os.readlink('/proc/self/fd/1')})"
+    except OSError:
+        return "standard output"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
@@ -680,8 +688,8 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OUTPUT_CLOSED
     except OSError as err:
-        if err.errno == 28:  # ENOSPC
-            _say(f"edgepara: error: expected free disk space, got a full disk ({err.filename or ''})")
+        if err.errno == 28:  # ENOSPC: files edgepara opens name themselves; what is left is the redirected stdout
+            _say(f"edgepara: error: expected free disk space, got a full disk writing {err.filename or _stdout_name()}")
             return EXIT_RUNTIME
         raise
     except RuntimeError as err:

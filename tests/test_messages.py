@@ -128,3 +128,14 @@ def test_ctrl_c_while_starting_is_stopped_not_a_traceback(tmp_path):
         err = err.decode().strip()
         assert (p.returncode, err) == (130, "edgepara: stopped") or (p.returncode, err) == (-signal.SIGINT, ""), \
             (0.03 * (i + 1), p.returncode, err)
+
+
+def test_a_full_disk_behind_standard_output_is_named(tmp_path):
+    """Files edgepara opens name themselves when the disk is full; output redirected to a full disk (here
+    /dev/full, which answers every write with ENOSPC) names standard output and where it goes."""
+    with open("/dev/full", "wb") as full:
+        r = subprocess.run([*CLI, "listen", "--demo", "--fast", "--no-dashboard"], cwd=tmp_path, stdout=full,
+                           stderr=subprocess.PIPE, timeout=120, env={**os.environ, "XDG_DATA_HOME": str(tmp_path)})
+    err = r.stderr.decode().strip()
+    assert r.returncode == 1 and err == "edgepara: error: expected free disk space, got a full disk writing " \
+                                       "standard output (/dev/full)", err
