@@ -334,3 +334,25 @@ def test_arrival_gaps_count_only_audio_that_never_came():
         overrun.update(t, frames)
     _arrivals(overrun, t, 5.0)
     assert abs(overrun.lost_frames - 5.5 * rate) < 0.05 * rate, overrun.lost_frames
+
+
+def test_a_named_pipe_as_file_decodes_like_the_file(tmp_path):
+    """`--file` on a named pipe (mkfifo, a shell's <(...)): libsndfile's seeking lost the FLAC's sync; now it
+    is read as a stream, same samples as the file, and bytes that are not audio are one line."""
+    from edgepara.stream.source import file_source
+
+    clip = Path(__file__).parent / "data" / "ravdess_A21_angry.flac"
+    fifo = tmp_path / "pipe"
+    for payload, expect_audio in ((clip.read_bytes(), True), (os.urandom(3000), False)):
+        os.mkfifo(fifo)
+        writer = threading.Thread(target=fifo.write_bytes, args=(payload,))
+        writer.start()
+        try:
+            if expect_audio:
+                np.testing.assert_array_equal(np.concatenate(list(file_source(fifo))), read_audio(clip))
+            else:
+                with pytest.raises(AudioError, match=f"expected a WAV or FLAC stream in {fifo}, got bytes of neither"):
+                    list(file_source(fifo))
+        finally:
+            writer.join(10)
+            fifo.unlink()

@@ -6,7 +6,9 @@ its names are re-exported here, where the README and the demos import them from.
 """
 from __future__ import annotations
 
+import os
 import re
+import stat
 import sys
 import time
 from pathlib import Path
@@ -67,15 +69,43 @@ def file_source(path: str | Path, chunk: int = DEFAULT_CHUNK, realtime: bool = F
     grow with the file's length). Decoding errors are raised here, not on the first next().
     realtime=True paces the chunks at the audio's own speed (to try the live path on a file)."""
     chunk = _check_chunk_size(chunk)
-    chunks = rechunk(audio_file_blocks(path), chunk)
+    if stat.S_ISFIFO(_stat_mode(path)):  # a named pipe (mkfifo, a shell's <(...)): no seeking, read it as stdin is
+        chunks = stdin_source(SAMPLE_RATE, 1, chunk, stream=_LazyOpen(path), name=str(path), raw_pcm=False)
+    else:
+        chunks = rechunk(audio_file_blocks(path), chunk)
     return _paced(chunks) if realtime else chunks
 
 
-def stdin_source(rate: int, channels: int = 1, chunk: int = DEFAULT_CHUNK, stream=None) -> Iterator[np.ndarray]:
-    """Audio from stdin, or from `stream` (any binary file object), as 16 kHz mono chunks of `chunk` samples.
+def _stat_mode(path) -> int:
+    try:
+        return os.stat(path).st_mode
+    except OSError:  # missing, a loop, no permission: the decoder's open says which, in its own words
+        return 0
+
+
+class _LazyOpen:
+    """A named pipe opened on the first read (opening blocks until a writer comes), unbuffered."""
+
+    def __init__(self, path):
+        self.path, self._file = path, None
+
+    def read(self, n: int = -1) -> bytes:
+        if self._file is None:
+            self._file = open(self.path, "rb", buffering=0)
+        return self._file.read(n)
+
+    def seekable(self) -> bool:
+        return False
+
+
+def stdin_source(rate: int, channels: int = 1, chunk: int = DEFAULT_CHUNK, stream=None, name: str = "stdin",
+                 raw_pcm: bool = True) -> Iterator[np.ndarray]:
+    """Audio from stdin, or from `stream` (any binary file object; `name` in messages), as 16 kHz mono
+    chunks of `chunk` samples.
 
     A WAV or FLAC file (recognised by its first bytes) is decoded with its own rate and channels; anything
-    else is raw signed 16-bit little-endian PCM at `rate` Hz with `channels` interleaved channels."""
+    else is raw signed 16-bit little-endian PCM at `rate` Hz with `channels` interleaved channels (refused
+    when not `raw_pcm`)."""
     chunk = _check_chunk_size(chunk)
     BoundaryConverter(rate, channels)  # validates rate and channels here, at the boundary
     stream = stream if stream is not None else sys.stdin.buffer
@@ -94,8 +124,10 @@ def stdin_source(rate: int, channels: int = 1, chunk: int = DEFAULT_CHUNK, strea
                 return
             # another encoding: libsndfile decodes it, from the bytes read so far
         if kind is not None:
-            sound = _open_piped_file(stream, read, head, kind)
-            blocks = decoded_blocks(sound, f"the {kind} audio on stdin", block_frames=_block_frames(chunk, sound.samplerate))
+            sound = _open_piped_file(stream, read, head, kind, name)
+            blocks = decoded_blocks(sound, f"the {kind} audio on {name}", block_frames=_block_frames(chunk, sound.samplerate))
+        elif not raw_pcm:
+            raise AudioError(f"expected a WAV or FLAC stream in {name}, got bytes of neither (first {head[:4]!r})")
         else:
             blocks = iterable_source(_raw_pcm_blocks(read, head, rate, channels, chunk), rate, channels)
         yield from rechunk(blocks, chunk)
@@ -190,7 +222,7 @@ def _raw_pcm_blocks(read, head: bytes, rate: int, channels: int, chunk: int) -> 
             break
 
 
-def _open_piped_file(stream, read, head: bytes, kind: str):
+def _open_piped_file(stream, read, head: bytes, kind: str, name: str = "stdin"):
     """soundfile.SoundFile on an audio file arriving through a stream. A seekable stream (stdin redirected
     from a file) is decoded as it is; a pipe through ForwardReader, which lets the decoder re-read its
     header but never reads ahead of what it decodes, so a live stream is not buffered whole."""
@@ -203,8 +235,8 @@ def _open_piped_file(stream, read, head: bytes, kind: str):
         seekable = False
     source = stream if seekable else ForwardReader(read, head)
     if kind == "Ogg" and not seekable:
-        raise AudioError("expected raw s16le PCM, WAV or FLAC on a piped stdin, got Ogg audio, which can only "
-                         "be decoded with seeking: use --file PATH (or redirect stdin from the file: < PATH)")
+        raise AudioError(f"expected raw s16le PCM, WAV or FLAC on a piped {name}, got Ogg audio, which can only "
+                         "be decoded with seeking: use --file PATH of a regular file (or redirect stdin from it)")
     try:
         return sf.SoundFile(source)
     except Exception as err:  # soundfile raises several types for undecodable input
@@ -213,7 +245,7 @@ def _open_piped_file(stream, read, head: bytes, kind: str):
         reason = re.sub(r"^Error opening <[^>]*>: ", "", reason)
         if getattr(source, "refused_seek", False):
             reason = "it needs seeking, which a pipe cannot do: use --file PATH"
-        raise AudioError(f"expected a decodable {kind} stream on stdin, got one that could not be opened: "
+        raise AudioError(f"expected a decodable {kind} stream on {name}, got one that could not be opened: "
                          f"{reason}") from None
 
 
