@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Pipeline", "EventStream", "PipelineStats", "Embedder", "ProbeHead", "SpeakerHead", "load_speaker_head",
     "ProfileStore", "embed_files", "read_audio",
-    "SpeechStart", "SpeechEnd", "Prediction", "Overflow", "EdgeparaError",
+    "SpeechStart", "SpeechEnd", "Prediction", "Overflow", "SpeakerChange", "EdgeparaError",
 ]
 
 _LAZY = {
@@ -27,6 +27,7 @@ _LAZY = {
     "SpeechEnd": "edgepara.types",
     "Prediction": "edgepara.types",
     "Overflow": "edgepara.types",
+    "SpeakerChange": "edgepara.types",
     "EdgeparaError": "edgepara.errors",
 }
 

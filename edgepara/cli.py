@@ -271,6 +271,9 @@ def _print_event(event) -> None:
     if event.type == "prediction" and event.final:
         print(f"{event.t:8.2f}s  utterance {event.utterance}  {event.head}: {event.label} ({event.confidence:.2f})",
               flush=True)
+    elif event.type == "speaker_change":
+        print(f"{event.t:8.2f}s  utterance {event.utterance}  speaker changed: {event.previous} -> {event.speaker}",
+              flush=True)
 
 
 def cmd_embed(args) -> int:

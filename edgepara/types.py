@@ -68,7 +68,20 @@ class Overflow:
     type: str = "overflow"
 
 
-Event = SpeechStart | SpeechEnd | Prediction | Overflow
+@dataclass(frozen=True)
+class SpeakerChange:
+    """The speaker head's final names someone other than the previous utterance's did: who spoke before and
+    who speaks now, each an enrolled name or "unknown". It follows that utterance's final predictions. Two
+    "unknown" utterances in a row are no change: the head cannot tell two strangers apart."""
+
+    t: float
+    utterance: int
+    previous: str
+    speaker: str
+    type: str = "speaker_change"
+
+
+Event = SpeechStart | SpeechEnd | Prediction | Overflow | SpeakerChange
 
 
 def event_to_dict(event) -> dict:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Iterator, Union
 import numpy as np
 
 from ..errors import EdgeparaError
-from ..types import Event, Overflow, SpeechEnd, SpeechStart, Window
+from ..types import Event, Overflow, SpeakerChange, SpeechEnd, SpeechStart, Window
 from .events import Channel, End, EventStream
 from .sinks import OutputClosedError
 from .smoother import ScoredWindow, Smoother
@@ -216,6 +216,7 @@ class Pipeline:
         self._speaker = _speaker_head(self.heads)
         self._adaptive_heads = [h for h in self.heads if getattr(h, "adaptive", False)]
         self.adaptation = _adaptation_for(adaptation, self._speaker, embedder.card)
+        self._last_speaker: str | None = None  # the speaker head's last final, for SpeakerChange events
         self.callbacks: list[Callback] = []
         for callback in callbacks:
             self.add_callback(callback)
@@ -520,7 +521,8 @@ class Pipeline:
                 finals = {} if mean is None else {
                     h.name: h.probabilities(mean, self.adaptation.baseline_for(self._utterance_voice))
                     for h in self._adaptive_heads}
-                out += self.smoother.process(item, final_probs=finals)  # the finals follow their SpeechEnd
+                closing = self.smoother.process(item, final_probs=finals)  # the finals follow their SpeechEnd
+                out += closing + self._speaker_change(closing)
                 if mean is not None:
                     self.adaptation.end_utterance(mean, voice)
                 self._new_utterance()
@@ -563,6 +565,22 @@ class Pipeline:
                 updated.append(name)
             del self.adaptation.heard[name]
         return updated
+
+    def _speaker_change(self, closing: list) -> list[SpeakerChange]:
+        """A SpeakerChange when the speaker head's final for this utterance names someone other than the last
+        one did (anything not enrolled counts as "unknown"; unknown after unknown is no change)."""
+        from ..profiles import UNKNOWN_SPEAKER as UNKNOWN
+
+        speaker = self._speaker
+        final = next((e for e in closing if getattr(e, "head", None) == getattr(speaker, "name", None)
+                      and getattr(e, "final", False)), None)
+        if final is None:
+            return []
+        now = final.label if final.label in speaker.speakers else UNKNOWN
+        previous, self._last_speaker = self._last_speaker, now
+        if previous is None or previous == now:
+            return []
+        return [SpeakerChange(t=final.t, utterance=final.utterance, previous=previous, speaker=now)]
 
     def _new_utterance(self) -> None:
         """What the adaptation gathers over one utterance: its embeddings' sum, the speaker head's scores."""
