@@ -100,7 +100,9 @@ def test_distill_end_to_end_shipped_sizes(tmp_path, tiny_data_root):
         cfg_size = SIZES[size]
         assert card["embedding_dim"] == cfg_size.embedding_dim + cfg_size.speaker_dim
         assert card["speaker_dims"] == [cfg_size.embedding_dim, card["embedding_dim"]]
-        assert 0.0 < card["metrics"]["int8_vs_float_median_cosine"] <= 1.0
+        # what the export achieves: 0.998-0.999 on the shipped models (card), 1.0 on this test's short training
+        assert card["metrics"]["int8_vs_float_median_cosine"] >= 0.99
+        assert card["metrics"]["int8_vs_float_speaker_part_median_cosine"] >= 0.99
         emb = Embedder(tmp_path / "models" / f"{size}.tflite").embed(np.zeros(16000, np.int16))
         assert emb.shape == (card["embedding_dim"],)
         # the benchmark rebuilds the trained layout from the run's student.json and loads its weights
