@@ -47,3 +47,17 @@ def test_enrollment_draws_only_from_the_candidates_and_the_allowed_utterances(rn
         enrolled = set(d["truth"][d["enrolled"]])
         assert enrolled <= set(candidates)
         assert len(d["truth"]) == len(spk) - 3 * len(enrolled)  # exactly the enrollment utterances left out
+
+
+def test_bigger_profiles_mean_more_enrollment_speech_and_fewer_misses(rng):
+    """The accuracy-against-enrollment-speech rows: a profile of k utterances leaves k of each enrolled speaker
+    out of the queries, records its seconds of speech (3 windows = 2.0 s each here), and names people more
+    reliably as k grows (noisy windows average out)."""
+    W, spk = _speakers(rng, spread=0.9)
+    by_k = {}
+    for k in (1, 5):
+        decisions = draw_decisions(W, spk, None, 4, draws=40, enroll_utterances=k)
+        assert all(len(d["truth"]) == len(spk) - 4 * k for d in decisions)
+        by_k[k] = rates(decisions, 0.3)
+        assert by_k[k]["enroll_seconds"]["mean"] == pytest.approx(2.0 * k)
+    assert by_k[5]["named_right"]["mean"] > by_k[1]["named_right"]["mean"] + 0.05

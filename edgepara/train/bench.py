@@ -416,7 +416,7 @@ def speaker_open_set(cache: Path, root: Path, log=print) -> dict:
     """Each shipped model's open-set identification at its shipped threshold, as the live head decides
     (train/open_set.py: the same sets and draws as the speaker card)."""
     from ..speaker import shipped_threshold
-    from .open_set import open_set_table, speaker_sets
+    from .open_set import enrollment_table, open_set_table, speaker_sets
 
     out = {}
     for model in available_models():
@@ -424,7 +424,8 @@ def speaker_open_set(cache: Path, root: Path, log=print) -> dict:
         threshold = shipped_threshold(card)
         windows, speakers, sets = speaker_sets(model, cache, root, log)
         out[model] = {"threshold": threshold,
-                      "open_set": open_set_table(card, windows, speakers, sets, root, threshold)}
+                      "open_set": open_set_table(card, windows, speakers, sets, root, threshold),
+                      "by_enrollment_speech": enrollment_table(card, windows, speakers, sets, root, threshold)}
     return out
 
 
@@ -440,6 +441,14 @@ def speaker_markdown(report: dict) -> str:
             for n, v in by_n.items():
                 lines.append(f"| {model} ({r['threshold']:.3f}) | {name} | {n[2:]} | {v['named_right']['mean']:.3f} | "
                              f"{v['named_wrong']['mean']:.3f} | {v['strangers_unknown']['mean']:.3f} |")
+    lines += ["", "Against seconds of enrollment speech (N = 4; a profile of 1, 2, 3 or 5 utterances; mean seconds of "
+                  "speech per profile): enrolled named right / strangers called unknown:", "",
+              "| model | set | utterances | seconds | named right | strangers unknown |", "|---|---|---:|---:|---:|---:|"]
+    for model, r in report.items():
+        for name, by_k in (r.get("by_enrollment_speech", {}) if isinstance(r, dict) else {}).items():
+            for k, v in by_k.items():
+                lines.append(f"| {model} | {name} | {k.split('=')[1]} | {v['enroll_seconds']['mean']:.1f} | "
+                             f"{v['named_right']['mean']:.3f} | {v['strangers_unknown']['mean']:.3f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 N_ENROLLED = (1, 4, 10)
+ENROLL_UTTERANCES = (1, 2, 3, 5)  # profile sizes for the accuracy-against-enrollment-speech rows (N = 4)
 DRAWS = 200
 TARGET_STRANGERS_UNKNOWN = 0.97  # at N = 4 on validation speakers: a stranger named as someone is the costly error
 
@@ -33,13 +34,19 @@ def profile_centroid(unit_utterances: np.ndarray, idx, speaker_dims) -> np.ndarr
     return _unit(speaker_part(unit_utterances[idx].mean(axis=0), speaker_dims))
 
 
+def speech_seconds(n_windows: int, hop_s: float = 0.5) -> float:
+    """Seconds of speech behind n windows of 1 s every hop_s (what `enroll` reports)."""
+    return (n_windows - 1) * hop_s + 1.0 if n_windows else 0.0
+
+
 def draw_decisions(windows: list[np.ndarray], speakers: np.ndarray, speaker_dims, n_enrolled: int,
                    draws: int = DRAWS, seed: int = 0, enroll_from: np.ndarray | None = None,
-                   candidates: np.ndarray | None = None) -> list[dict]:
+                   candidates: np.ndarray | None = None, enroll_utterances: int = 3) -> list[dict]:
     """For each draw: the best profile's score and whether it is the right person, for every utterance that was
     not used to enroll ("stranger" rows belong to no profile). `enroll_from` limits the enrollment utterances
     (e.g. RAVDESS's neutral/calm ones, so the others are queried across emotions); `candidates` the speakers
-    who may be enrolled (e.g. one corpus, with another's speakers as the strangers)."""
+    who may be enrolled (e.g. one corpus, with another's speakers as the strangers); `enroll_utterances` how
+    many utterances make a profile (each draw also records the profiles' mean seconds of speech)."""
     rng = np.random.default_rng(seed)
     utterances, unit_windows = unit_embeddings(windows, speaker_dims)
     names = np.unique(speakers) if candidates is None else np.asarray(candidates)
@@ -47,19 +54,21 @@ def draw_decisions(windows: list[np.ndarray], speakers: np.ndarray, speaker_dims
     out = []
     for _ in range(draws):
         enrolled = rng.choice(names, size=min(n_enrolled, len(np.unique(speakers)) - 1, len(names)), replace=False)
-        centroids, used = [], np.zeros(len(speakers), bool)
+        centroids, used, seconds = [], np.zeros(len(speakers), bool), []
         for s in enrolled:
             pool = np.flatnonzero((speakers == s) & eligible)
-            pool = pool if len(pool) >= 3 else np.flatnonzero(speakers == s)
-            idx = rng.choice(pool, 3, replace=False)
+            pool = pool if len(pool) >= enroll_utterances else np.flatnonzero(speakers == s)
+            own = int(np.sum(speakers == s))  # keep at least one of the speaker's utterances to query
+            idx = rng.choice(pool, min(enroll_utterances, len(pool), own - 1), replace=False)
             used[idx] = True
             centroids.append(profile_centroid(utterances, idx, speaker_dims))
+            seconds.append(sum(speech_seconds(len(windows[i])) for i in idx))
         C = np.stack(centroids)
         scores = np.stack([(w @ C.T).mean(axis=0) for w in unit_windows])  # (utterances, profiles)
         query = ~used
         best = scores[query].argmax(axis=1)
         out.append({"score": scores[query, best], "named": enrolled[best], "truth": speakers[query],
-                    "enrolled": np.isin(speakers[query], enrolled)})
+                    "enrolled": np.isin(speakers[query], enrolled), "enroll_seconds": float(np.mean(seconds))})
     return out
 
 
@@ -77,6 +86,7 @@ def rates(decisions: list[dict], threshold: float) -> dict:
             per_draw["enrolled_unknown"].append((~accepted)[e].mean())
         if s.any():
             per_draw["strangers_unknown"].append((~accepted)[s].mean())
+    per_draw["enroll_seconds"] = [d["enroll_seconds"] for d in decisions if "enroll_seconds" in d]
     return {k: {"mean": round(float(np.mean(v)), 4), "sd": round(float(np.std(v)), 4)}
             for k, v in per_draw.items() if v}
 
@@ -110,13 +120,11 @@ def speaker_sets(model: str, cache, root, log=print) -> tuple[dict, dict, dict]:
     return windows, speakers, sets
 
 
-def open_set_table(model_card: dict, windows: dict, speakers: dict, sets: dict, root, threshold: float) -> dict:
-    """Open-set rates at `threshold` for N in N_ENROLLED: RAVDESS test actors (enrolled from neutral/calm,
-    queried across emotions), speechocean762 test children and adults, emospeech_in phones, and speechocean762
-    speakers enrolled with RAVDESS actors as the strangers."""
+def _groups(windows: dict, speakers: dict, sets: dict, root) -> dict:
+    """name -> (windows, speakers, rows enrollment may use): RAVDESS test actors enrolled from neutral/calm and
+    queried across emotions, speechocean762 test children and adults apart, emospeech_in's phones."""
     from .bench import speechocean_ages
 
-    dims = model_card.get("speaker_dims")
     ages = speechocean_ages(root)
     neutral = np.array([u.label in ("neutral", "calm") for u in sets["ravdess_test"]])
     adult = np.array([ages[u.speaker] >= 18 for u in sets["speechocean762_test"]])
@@ -124,12 +132,29 @@ def open_set_table(model_card: dict, windows: dict, speakers: dict, sets: dict, 
     def part(name, keep):
         return [w for w, k in zip(windows[name], keep) if k], speakers[name][keep], None
 
-    groups = {  # name -> (windows, speakers, rows enrollment may use)
-        "ravdess_test_across_emotions": (windows["ravdess_test"], speakers["ravdess_test"], neutral),
-        "speechocean762_test_children": part("speechocean762_test", ~adult),
-        "speechocean762_test_adults": part("speechocean762_test", adult),
-        "emospeech_in_val_phones": (windows["emospeech_in_val"], speakers["emospeech_in_val"], None),
-    }
+    return {"ravdess_test_across_emotions": (windows["ravdess_test"], speakers["ravdess_test"], neutral),
+            "speechocean762_test_children": part("speechocean762_test", ~adult),
+            "speechocean762_test_adults": part("speechocean762_test", adult),
+            "emospeech_in_val_phones": (windows["emospeech_in_val"], speakers["emospeech_in_val"], None)}
+
+
+def enrollment_table(model_card: dict, windows: dict, speakers: dict, sets: dict, root, threshold: float) -> dict:
+    """How much to record: the open-set rates at N = 4 with profiles of 1, 2, 3 (the default) and 5 utterances,
+    with the profiles' mean seconds of speech (emospeech_in's users have too few utterances for it)."""
+    dims = model_card.get("speaker_dims")
+    return {name: {f"utterances={k}": rates(draw_decisions(w, spk, dims, 4, enroll_from=enroll_from,
+                                                           enroll_utterances=k), threshold)
+                   for k in ENROLL_UTTERANCES}
+            for name, (w, spk, enroll_from) in _groups(windows, speakers, sets, root).items()
+            if name != "emospeech_in_val_phones"}
+
+
+def open_set_table(model_card: dict, windows: dict, speakers: dict, sets: dict, root, threshold: float) -> dict:
+    """Open-set rates at `threshold` for N in N_ENROLLED: RAVDESS test actors (enrolled from neutral/calm,
+    queried across emotions), speechocean762 test children and adults, emospeech_in phones, and speechocean762
+    speakers enrolled with RAVDESS actors as the strangers."""
+    dims = model_card.get("speaker_dims")
+    groups = _groups(windows, speakers, sets, root)
     table = {name: {f"N={n}": rates(draw_decisions(w, spk, dims, n, enroll_from=enroll_from), threshold)
                     for n in N_ENROLLED if n < len(np.unique(spk))}
              for name, (w, spk, enroll_from) in groups.items()}
