@@ -3,11 +3,16 @@ to load the libraries (a small `ulimit -v`, a damaged install) or a Ctrl-C while
 an exit code, as every other failure does, instead of a traceback."""
 from __future__ import annotations
 
-import os
-import signal
-import sys
+import _signal  # first, and the C module itself: `signal` imports enum, long enough for a Ctrl-C to land in
 
-from .errors import EXIT_INTERRUPTED, EXIT_RUNTIME, INTERRUPTED
+_EARLY: list[int] = []
+_signal.signal(_signal.SIGINT, lambda signum, frame: _EARLY.append(signum))  # noted while this module loads
+
+import os  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+
+from .errors import EXIT_INTERRUPTED, EXIT_RUNTIME, INTERRUPTED  # noqa: E402
 
 
 def _on_interrupt(signum, frame) -> None:
@@ -23,6 +28,9 @@ def _stopped() -> int:
 def main() -> int:
     signal.signal(signal.SIGINT, _on_interrupt)
     try:
+        if _EARLY:  # Ctrl-C while this module loaded
+            INTERRUPTED.extend(_EARLY)
+            raise KeyboardInterrupt
         from .cli import main as cli_main
 
         code = cli_main()

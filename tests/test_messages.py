@@ -113,8 +113,9 @@ def test_too_little_memory_to_load_is_one_line_not_a_traceback(tmp_path):
 
 def test_ctrl_c_while_starting_is_stopped_not_a_traceback(tmp_path):
     """Ctrl-C at any moment of the first ~half second (imports, parser, model load, the stream's start) ends
-    with "edgepara: stopped" and exit 130, through the console command's entry point. (Before Python has
-    started, the signal's default action ends the process: no output, and a shell reports 130 too.)"""
+    with "edgepara: stopped" and exit 130, through the console command's entry point. Before any of edgepara's
+    code runs, the interpreter's own start-up is not ours to change: the signal's default action (no output,
+    a shell reports 130 too), or on a slow machine Python's traceback from its start-up, without our frames."""
     import signal
     import time
 
@@ -126,8 +127,8 @@ def test_ctrl_c_while_starting_is_stopped_not_a_traceback(tmp_path):
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=60)
         err = err.decode().strip()
-        assert (p.returncode, err) == (130, "edgepara: stopped") or (p.returncode, err) == (-signal.SIGINT, ""), \
-            (0.03 * (i + 1), p.returncode, err)
+        before_us = p.returncode == -signal.SIGINT and "edgepara" not in err  # in the interpreter's start-up
+        assert (p.returncode, err) == (130, "edgepara: stopped") or before_us, (0.03 * (i + 1), p.returncode, err)
 
 
 def test_a_full_disk_behind_standard_output_is_named(tmp_path):

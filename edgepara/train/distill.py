@@ -322,6 +322,8 @@ def distill(dc: DistillConfig, cache: Path, models_out: Path, runs: Path, data_r
         cfg = SIZES[size]
         t0 = time.time()
         clean, corrupted = log_mels(raw["audio"], cfg), log_mels(corrupted_audio, cfg)
+        if size == dc.sizes[-1]:  # the waveforms are not needed again: about 4 GB freed before training
+            del raw["audio"], corrupted_audio
         backbone, final_losses = train_student(cfg, clean, corrupted, targets, dc, len(speakers), draw, log)
         train_s = time.time() - t0
         run_dir = runs / size
@@ -331,7 +333,7 @@ def distill(dc: DistillConfig, cache: Path, models_out: Path, runs: Path, data_r
         # calibrate on clean and corrupted windows alike, so loud and noisy input stays in range
         pick = np.random.default_rng(dc.seed).choice(len(clean), min(300, len(clean)), replace=False)
         tflite = convert_int8(backbone, np.concatenate([clean[pick[::2]], corrupted[pick[1::2]]]))
-        card = model_card(cfg, dc, backbone, len(raw["audio"]), sources, len(speakers), train_s, final_losses, command,
+        card = model_card(cfg, dc, backbone, len(clean), sources, len(speakers), train_s, final_losses, command,
                           shares, {task: int((targets[task] >= 0).sum()) for task in TASKS})
         path, card = write_model(models_out, size, tflite, card)
         float_check = float_embeddings(backbone, log_mels(check_windows, cfg))
