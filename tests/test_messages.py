@@ -140,3 +140,13 @@ def test_a_full_disk_behind_standard_output_is_named(tmp_path):
     err = r.stderr.decode().strip()
     assert r.returncode == 1 and err == "edgepara: error: expected free disk space, got a full disk writing " \
                                        "standard output (/dev/full)", err
+
+
+def test_silence_on_stdin_exits_with_the_literal_3(tmp_path):
+    """README: exit code 3 when the audio decoded fine but held no speech (raw PCM from the CLI's --rate and
+    --channels: 3 s of 8 kHz stereo silence)."""
+    r = run(tmp_path, "listen", "--stdin", "--rate", "8000", "--channels", "2", "--no-dashboard",
+            stdin=bytes(3 * 8000 * 2 * 2))
+    err = r.stderr.decode().strip()
+    assert r.returncode == 3 and err.startswith("edgepara: error: no speech found in stdin"), err
+    assert len(err.splitlines()) == 1

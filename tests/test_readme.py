@@ -48,3 +48,23 @@ def test_readme_mqtt_code_runs_against_a_real_broker(tmp_path):
         assert all(topic == "edgepara/kitchen/emotion" for topic, _ in received), received
     finally:
         broker.stop()
+
+
+def test_the_headline_command_replays_the_demo_without_a_microphone(tmp_path):
+    """README's first command, `listen --head emotion --fallback-demo` (sped up with --fast), on a machine with
+    no reachable audio input (PulseAudio pointed at nothing): it says so, replays the bundled clip and exits 0;
+    without --fallback-demo the same machine is one line and exit 1."""
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "PULSE_SERVER": "unix:/nonexistent"}
+    command = [sys.executable, "-m", "edgepara.cli", "listen", "--head", "emotion", "--no-dashboard", "--fast"]
+    r = subprocess.run([*command, "--fallback-demo"], cwd=tmp_path, capture_output=True, text=True, timeout=180, env=env)
+    if "replaying" not in r.stderr and r.returncode == 0:
+        pytest.skip("this machine has a real microphone")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == [
+        "edgepara: expected an audio input device, got none: plug in a microphone and check `edgepara devices`, "
+        "or run on audio with --file PATH or --demo",
+        "edgepara: --fallback-demo: replaying the bundled demo clip instead"], r.stderr
+    assert [line.split()[1:4] for line in r.stdout.splitlines()] == [
+        ["utterance", "0", "emotion:"], ["utterance", "1", "emotion:"], ["utterance", "2", "emotion:"]], r.stdout
+    r = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=180, env=env)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and r.stdout == "", r.stderr
