@@ -100,8 +100,10 @@ def live_tables(model: str, X: dict[str, np.ndarray], root: Path, log=print) -> 
         uar[mode]["stream_voice_restarts"] = restarts[mode]
         report[f"loco_live_uar_adaptation_{mode}"] = uar[mode]
         log(f"  live LOCO ({model}, adaptation {mode}): {uar[mode]}")
-    val = [(f, y) for data, finals in loco_finals.values() for f, y, s in zip(finals, data.y, data.split) if s == "val"]
-    threshold = choose_threshold([f for f, _ in val], np.array([y for _, y in val]))
+    # the strictest of the held-out corpora's own thresholds: pooled, the largest validation set (ASED's) set it
+    # for all, and shown labels were right 48-65 % of the time on the others' test speakers
+    threshold = max(choose_threshold([f for f, s in zip(finals, data.split) if s == "val"], data.y[data.split == "val"])
+                    for data, finals in loco_finals.values())
     report["uncertain_below"] = threshold
     report["certain_loco_test_speakers"] = {
         held: live_scores([f for f, s in zip(finals, data.split) if s == "test"], data.y[data.split == "test"],
