@@ -6,7 +6,11 @@ from __future__ import annotations
 import _signal  # first, and the C module itself: `signal` imports enum, long enough for a Ctrl-C to land in
 
 _EARLY: list[int] = []
-_signal.signal(_signal.SIGINT, lambda signum, frame: _EARLY.append(signum))  # noted while this module loads
+# A Ctrl-C is noted while this module loads; a process started with SIGINT ignored (a shell's background job,
+# nohup) keeps ignoring it.
+_IGNORED = _signal.getsignal(_signal.SIGINT) == _signal.SIG_IGN
+if not _IGNORED:
+    _signal.signal(_signal.SIGINT, lambda signum, frame: _EARLY.append(signum))
 
 import os  # noqa: E402
 import signal  # noqa: E402
@@ -26,7 +30,8 @@ def _stopped() -> int:
 
 
 def main() -> int:
-    signal.signal(signal.SIGINT, _on_interrupt)
+    if not _IGNORED:
+        signal.signal(signal.SIGINT, _on_interrupt)
     try:
         if _EARLY:  # Ctrl-C while this module loaded
             INTERRUPTED.extend(_EARLY)
