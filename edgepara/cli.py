@@ -584,9 +584,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"bench stream: audio length, seconds (at least {BENCH_STREAM_MIN_S:g})")
     bench.add_argument("--profile", action="store_true",
                        help="bench stream: cost per stage on one thread, start-up time and peak RSS of listen")
-    bench.add_argument("--tables", choices=("all", "emotion", "speaker"), default="all",
-                       help="bench quality: every table, or only the emotion or open-set speaker tables (added to "
-                            "OUT/results.json)")
+    bench.add_argument("--tables", choices=("all", "students", "emotion", "speaker"), default="all",
+                       help="bench quality: every table, or only the students' rows (teachers' rows kept), the "
+                            "emotion or the open-set speaker tables (added to OUT/results.json)")
     bench.add_argument("--ablation", default=None, help="bench quality: a folder of distill runs with other --losses")
     bench.add_argument("--ray", default="auto", help="bench labelling: Ray cluster address (default: auto)")
     bench.add_argument("--workers", type=positive_int_list, default=None,

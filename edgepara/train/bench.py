@@ -401,7 +401,11 @@ def tables_only(tables: str, out: Path, cache: Path, runs: Path, data_root=None,
                             f"to, got none")
     report = json.loads(path.read_text())
     root = find_data_root(data_root)
-    if tables == "emotion":
+    if tables == "students":
+        report = student_rows(report, cache, runs, root, ablation, log)
+        report["students_command"] = command
+        record_in_model_cards(report)
+    elif tables == "emotion":
         report["emotion"], _ = emotion_quality(system_embedders(runs, ablation), root, cache, log)
         report["emotion"]["command"] = command
         record_emotion_in_model_cards(report["emotion"])
@@ -409,6 +413,31 @@ def tables_only(tables: str, out: Path, cache: Path, runs: Path, data_root=None,
         report["speaker_open_set"] = dict(speaker_open_set(cache, root, log), command=command)
     write_json(path, report)
     (out / "results.md").write_text(markdown_table(report))
+    return report
+
+
+def student_rows(report: dict, cache: Path, runs: Path, root: Path, ablation: Path | None, log=print) -> dict:
+    """`--tables students`: the students' rows (int8, float, ablations) recomputed on every set of the full run,
+    the teachers' rows (unchanged teachers, same code) kept from it; retention and seeds follow."""
+    data, ages = corpus(root), speechocean_ages(root)
+    sets = {name: [Item(u) for u in rows] for name, rows in data.items()}
+    sets["ravdess_robust"] = robust_items(data["ravdess"], root)
+    masked, curves = mask_items(data["ravdess"]), load_curves(str(curves_path(root)))
+    design = mask_design(masked)
+    systems = {name: sys_ for name, sys_ in system_embedders(runs, ablation).items()
+               if name.startswith(("edgepara", "ablation"))}
+    results = {name: r for name, r in report["results"].items() if not name.startswith(("edgepara", "ablation"))}
+    for name, sys_ in systems.items():
+        X = {ds: features(sys_, items, cache, ds, log=log) for ds, items in sets.items()}
+        log(f"  probes: {name}")
+        results[name] = evaluate_clean(X, {ds: speaker_view(name, x) for ds, x in X.items()}, data, ages)
+        if not name.startswith("ablation"):
+            results[name]["mask_simulated_uar"] = evaluate_mask(features(sys_, masked, cache, "ravdess_masked",
+                                                                          curves, log), design)
+        if sys_[2] is not None:
+            report["sizes_bytes"][name] = sys_[2]
+    report["results"] = results
+    report["retention"], report["seeds"] = retention(results), seed_summary(results)
     return report
 
 
@@ -565,7 +594,7 @@ def record_in_model_cards(report: dict) -> None:
             card["metrics"]["ablation_float"] = ablations
         if model in ("edgepara-small", "edgepara-tiny"):
             card["metrics"]["targets"] = against_targets(model, report["results"])
-        card["metrics"]["quality_command"] = report["command"]
+        card["metrics"]["quality_command"] = report.get("students_command") or report["command"]
         card["metrics"]["protocol"] = (
             "utterance embedding = mean of the VAD speech windows; standardise + logistic regression, C on "
             "validation speakers; RAVDESS test actors 19-24, EmoDB leave-one-speaker-out, FSDD by take; speaker "
