@@ -405,6 +405,7 @@ def tables_only(tables: str, out: Path, cache: Path, runs: Path, data_root=None,
         report = student_rows(report, cache, runs, root, ablation, log)
         report["students_command"] = command
         record_in_model_cards(report)
+        plot(report, out / "size_quality.png")
     elif tables == "emotion":
         report["emotion"], _ = emotion_quality(system_embedders(runs, ablation), root, cache, log)
         report["emotion"]["command"] = command
