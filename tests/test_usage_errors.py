@@ -45,6 +45,9 @@ BAD = [
     (["distill", "--workers", "0"], "--workers"),
     (["distill", "--sizes", "huge"], "sizes"),
     (["distill", "--losses", "nope"], "losses"),
+    (["distill", "--language-temperature", "nan"], "--language-temperature"),
+    (["distill", "--simulated-rooms", "-1"], "--simulated-rooms"),
+    (["distill", "--leave-out", "emodb"], "leave out"),
 ]
 BAD_CONFIG = [
     ('uncertain-below = 2', "uncertain-below"),
