@@ -497,3 +497,32 @@ def test_tls_with_a_ca_file_delivers_and_an_untrusted_certificate_is_one_line(tm
                            "--mqtt-ca", tls_broker.ca), "mqtts://")
     one_error_line(run_cli(tmp_path, "listen", "--file", CLIP, "--mqtt", tls_broker.url, "--mqtt-ca", tls_broker.ca),
                    "mqtts://")
+
+
+@needs_broker
+@pytest.mark.parametrize("qos", [None, 0, 2])
+def test_cli_mqtt_qos_is_the_qos_the_events_travel_at(tmp_path, broker, qos):
+    """`listen --mqtt-qos N` from the command line (default 1): a subscriber at QoS 2 receives every event at the
+    publisher's QoS; the status topic goes at least at QoS 1 whatever was asked."""
+    got = queue.Queue()
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe("edgepara-qos/#", qos=2)
+    client.on_message = lambda c, u, m: got.put((m.topic, m.qos))
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        time.sleep(0.3)
+        extra = [] if qos is None else ["--mqtt-qos", str(qos)]
+        r = run_cli(tmp_path, "listen", "--file", CLIP, "--no-dashboard", "--mqtt", broker.url,
+                    "--mqtt-prefix", "edgepara-qos", *extra)
+        assert r.returncode == 0, r.stderr
+        time.sleep(0.5)
+        messages = []
+        while not got.empty():
+            messages.append(got.get())
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    events = [q for topic, q in messages if not topic.endswith("/status")]
+    assert events and set(events) == {1 if qos is None else qos}, messages
+    assert {q for topic, q in messages if topic.endswith("/status")} == {max(1 if qos is None else qos, 1)}
