@@ -442,6 +442,10 @@ def test_wrong_credentials_are_one_line_and_right_ones_from_a_config_file_work(t
     finally:
         client.disconnect()
         client.loop_stop()
+    # README: the environment wins over the file (here its wrong password over the file's right one)
+    r = run_cli(tmp_path, "listen", "--file", CLIP, "--mqtt", password_broker.url, "--mqtt-config", config,
+                env_extra=wrong)
+    one_error_line(r, "user 'robot'", "not authori")
 
 
 # --- TLS --------------------------------------------------------------------------------------------------
