@@ -530,3 +530,35 @@ def test_cli_mqtt_qos_is_the_qos_the_events_travel_at(tmp_path, broker, qos):
     events = [q for topic, q in messages if not topic.endswith("/status")]
     assert events and set(events) == {1 if qos is None else qos}, messages
     assert {q for topic, q in messages if topic.endswith("/status")} == {max(1 if qos is None else qos, 1)}
+
+
+@needs_broker
+def test_a_crash_leaves_the_device_offline_through_the_last_will(tmp_path, broker):
+    """README: the status topic's last will. `listen` killed outright (SIGKILL: no goodbye of its own) while
+    connected: the broker itself publishes the retained "offline" it was given at connect."""
+    statuses = queue.Queue()
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe("edgepara-will/+/status", qos=1)
+    client.on_message = lambda c, u, m: statuses.put((m.payload.decode(), m.retain))
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPARA_MQTT_")}
+    p = subprocess.Popen([*CLI, "listen", "--file", str(CLIP), "--realtime", "--no-dashboard", "--mqtt", broker.url,
+                          "--mqtt-prefix", "edgepara-will"], cwd=tmp_path, env={**env, "XDG_DATA_HOME": str(tmp_path)},
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        assert statuses.get(timeout=30)[0] == "online"
+        p.kill()
+        p.wait(timeout=10)
+        payload, retained = statuses.get(timeout=WAIT_S)
+        assert payload == "offline", payload
+    finally:
+        if p.poll() is None:
+            p.kill()
+        client.disconnect()
+        client.loop_stop()
+    late = Subscriber(broker.port, "edgepara-will/+/status")  # and it stays retained for whoever comes later
+    try:
+        assert late.messages.get(timeout=WAIT_S)[1:] == ("offline", True)
+    finally:
+        late.close()
