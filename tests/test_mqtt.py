@@ -562,3 +562,22 @@ def test_a_crash_leaves_the_device_offline_through_the_last_will(tmp_path, broke
         assert late.messages.get(timeout=WAIT_S)[1:] == ("offline", True)
     finally:
         late.close()
+
+
+def test_a_host_that_accepts_but_never_answers_fails_within_the_first_connection_timeout(tmp_path):
+    """README: the first connection must succeed within 5 s. A TCP port that accepts the connection and then
+    says nothing (no MQTT CONNACK) stops `listen` with one line after about that long, not a hang."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    port = server.getsockname()[1]
+    try:
+        started = time.monotonic()
+        r = run_cli(tmp_path, "listen", "--file", CLIP, "--mqtt", f"mqtt://127.0.0.1:{port}", timeout=60)
+        took = time.monotonic() - started
+    finally:
+        server.close()
+    one_error_line(r, f"127.0.0.1:{port}", "within 5 s")
+    assert 4.0 < took < 20.0, took
