@@ -572,8 +572,10 @@ class Pipeline:
         from ..profiles import UNKNOWN_SPEAKER as UNKNOWN
 
         speaker = self._speaker
-        final = next((e for e in closing if getattr(e, "head", None) == getattr(speaker, "name", None)
-                      and getattr(e, "final", False)), None)
+        if speaker is None:
+            return []
+        final = next((e for e in closing if getattr(e, "head", None) == speaker.name and getattr(e, "final", False)),
+                     None)
         if final is None:
             return []
         now = final.label if final.label in speaker.speakers else UNKNOWN

@@ -333,26 +333,44 @@ def speaker_view(system: str, X: np.ndarray) -> np.ndarray:
     return X
 
 
+@dataclass
+class EvaluationSets:
+    """The clean evaluation sets (with RAVDESS through held-out rooms and noise), speechocean762's ages, and
+    RAVDESS through simulated masks (empty when not wanted) with the mask curves."""
+
+    data: dict
+    ages: dict
+    sets: dict
+    masked: list
+    curves: dict
+
+
+def evaluation_sets(root: Path, with_masks: bool = True) -> EvaluationSets:
+    data = corpus(root)
+    sets = {name: [Item(u) for u in rows] for name, rows in data.items()}
+    sets["ravdess_robust"] = robust_items(data["ravdess"], root)
+    return EvaluationSets(data, speechocean_ages(root), sets, mask_items(data["ravdess"]) if with_masks else [],
+                          load_curves(str(curves_path(root))))
+
+
+def clean_row(name: str, X: dict[str, np.ndarray], ev: EvaluationSets, log=print) -> dict:
+    """One system's results on the clean sets (its speaker part for the speaker tasks)."""
+    log(f"  probes: {name}")
+    return evaluate_clean(X, {ds: speaker_view(name, x) for ds, x in X.items()}, ev.data, ev.ages)
+
+
 def quality(out: Path, cache: Path, runs: Path, data_root=None, log=print, command: str = "",
             ablation: Path | None = None, with_masks: bool = True) -> dict:
     root = find_data_root(data_root)
-    data = corpus(root)
-    ages = speechocean_ages(root)
-    sets = {name: [Item(u) for u in rows] for name, rows in data.items()}
-    sets["ravdess_robust"] = robust_items(data["ravdess"], root)
-    masked = mask_items(data["ravdess"]) if with_masks else []
-    curves = load_curves(str(curves_path(root)))
+    ev = evaluation_sets(root, with_masks)
+    sets, masked, curves = ev.sets, ev.masked, ev.curves
     systems = system_embedders(runs, ablation)
     per_system = {name: {ds: features(sys_, items, cache, ds, log=log) for ds, items in sets.items()}
                   for name, sys_ in systems.items()}
     split_whisper_rows(per_system)
     per_system["teachers_concat"] = {ds: np.concatenate([per_system[t][ds] for t in DISTILLATION_TEACHERS], axis=1)
                                      for ds in sets}
-    results = {}
-    for name, X in per_system.items():
-        log(f"  probes: {name}")
-        S = {ds: speaker_view(name, x) for ds, x in X.items()}
-        results[name] = evaluate_clean(X, S, data, ages)
+    results = {name: clean_row(name, X, ev, log) for name, X in per_system.items()}
     if masked:
         design = mask_design(masked)
         mask_X = {name: features(sys_, masked, cache, "ravdess_masked", curves, log)
@@ -420,21 +438,17 @@ def tables_only(tables: str, out: Path, cache: Path, runs: Path, data_root=None,
 def student_rows(report: dict, cache: Path, runs: Path, root: Path, ablation: Path | None, log=print) -> dict:
     """`--tables students`: the students' rows (int8, float, ablations) recomputed on every set of the full run,
     the teachers' rows (unchanged teachers, same code) kept from it; retention and seeds follow."""
-    data, ages = corpus(root), speechocean_ages(root)
-    sets = {name: [Item(u) for u in rows] for name, rows in data.items()}
-    sets["ravdess_robust"] = robust_items(data["ravdess"], root)
-    masked, curves = mask_items(data["ravdess"]), load_curves(str(curves_path(root)))
-    design = mask_design(masked)
+    ev = evaluation_sets(root)
+    design = mask_design(ev.masked)
     systems = {name: sys_ for name, sys_ in system_embedders(runs, ablation).items()
                if name.startswith(("edgepara", "ablation"))}
     results = {name: r for name, r in report["results"].items() if not name.startswith(("edgepara", "ablation"))}
     for name, sys_ in systems.items():
-        X = {ds: features(sys_, items, cache, ds, log=log) for ds, items in sets.items()}
-        log(f"  probes: {name}")
-        results[name] = evaluate_clean(X, {ds: speaker_view(name, x) for ds, x in X.items()}, data, ages)
+        results[name] = clean_row(name, {ds: features(sys_, items, cache, ds, log=log) for ds, items in ev.sets.items()},
+                                  ev, log)
         if not name.startswith("ablation"):
-            results[name]["mask_simulated_uar"] = evaluate_mask(features(sys_, masked, cache, "ravdess_masked",
-                                                                          curves, log), design)
+            results[name]["mask_simulated_uar"] = evaluate_mask(features(sys_, ev.masked, cache, "ravdess_masked",
+                                                                          ev.curves, log), design)
         if sys_[2] is not None:
             report["sizes_bytes"][name] = sys_[2]
     report["results"] = results
@@ -830,9 +844,8 @@ def speed(out: Path | None = None, repeats: int = 200, log=print, command: str =
     timings["resemblyzer"] = _median_ms(lambda: rz.utterance(window), max(repeats // 4, 20))
     timings["egemaps"] = _median_ms(lambda: eg.utterance(window), max(repeats // 10, 10))
     base_block = max(b for m, b in WHISPER_LAYERS if m == "base")
-    whisper_base = WhisperEncoder("base", threads=1)
-    timings[f"whisper base to block {base_block}"] = _median_ms(lambda: whisper_base.blocks(window, (base_block,)),
-                                                                max(repeats // 10, 10))
+    whisper_base, whisper_row = WhisperEncoder("base", threads=1), f"whisper base to block {base_block}"
+    timings[whisper_row] = _median_ms(lambda: whisper_base.blocks(window, (base_block,)), max(repeats // 10, 10))
     for model in available_models():
         embedder = Embedder(model, threads=1)
         timings[model] = _median_ms(lambda: embedder.embed(window), repeats)
@@ -843,7 +856,7 @@ def speed(out: Path | None = None, repeats: int = 200, log=print, command: str =
               "speedup_vs_speech_embedding_plus_resemblyzer": {
                   m: round(reference / timings[m], 1) for m in available_models()},
               f"speedup_vs_whisper_base_to_block_{base_block}": {
-                  m: round(timings[f"whisper base to block {base_block}"] / timings[m], 1) for m in available_models()},
+                  m: round(timings[whisper_row] / timings[m], 1) for m in available_models()},
               "raspberry_pi_3_estimate": pi3_estimate(timings, repeats)}
     for k, v in report["median_ms"].items():
         log(f"  {k:32s} {v:9.3f} ms")

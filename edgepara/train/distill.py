@@ -311,8 +311,9 @@ def distill(dc: DistillConfig, cache: Path, models_out: Path, runs: Path, data_r
     languages = window_languages(raw["source"], raw["clip"], root)
     draw = sampling_probabilities(languages, dc.language_temperature)
     shares = language_shares(languages, draw)
+    labelled = {task: int((targets[task] >= 0).sum()) for task in TASKS}
     log(f"{len(raw['audio'])} windows from {', '.join(sources)}; {len(speakers)} speakers; labelled windows "
-        + ", ".join(f"{task} {int((targets[task] >= 0).sum())}" for task in TASKS) + "; languages (windows -> drawn) "
+        + ", ".join(f"{task} {n}" for task, n in labelled.items()) + "; languages (windows -> drawn) "
         + ", ".join(f"{k} {v['windows']:.1%} -> {v['drawn']:.1%}" for k, v in shares.items()))
     log(f"corrupted copies ({dc.simulated_rooms} simulated rooms{', babble' if dc.babble else ''})")
     corrupted_audio = corrupted_copies(raw["audio"], raw["speaker"], root, dc)
@@ -334,7 +335,7 @@ def distill(dc: DistillConfig, cache: Path, models_out: Path, runs: Path, data_r
         pick = np.random.default_rng(dc.seed).choice(len(clean), min(300, len(clean)), replace=False)
         tflite = convert_int8(backbone, np.concatenate([clean[pick[::2]], corrupted[pick[1::2]]]))
         card = model_card(cfg, dc, backbone, len(clean), sources, len(speakers), train_s, final_losses, command,
-                          shares, {task: int((targets[task] >= 0).sum()) for task in TASKS})
+                          shares, labelled)
         path, card = write_model(models_out, size, tflite, card)
         float_check = float_embeddings(backbone, log_mels(check_windows, cfg))
         int8_check = int8_embeddings(path, check_windows)

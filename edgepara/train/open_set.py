@@ -35,7 +35,8 @@ def profile_centroid(unit_utterances: np.ndarray, idx, speaker_dims) -> np.ndarr
 
 
 def speech_seconds(n_windows: int, hop_s: float = 0.5) -> float:
-    """Seconds of speech behind n windows of 1 s every hop_s (what `enroll` reports)."""
+    """Seconds of speech behind n windows of 1 s every hop_s: an estimate from the cached windows (`enroll`
+    reports the VAD's own speech seconds, which these windows were cut from)."""
     return (n_windows - 1) * hop_s + 1.0 if n_windows else 0.0
 
 
