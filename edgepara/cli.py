@@ -137,6 +137,9 @@ class _StopOnSignals:
             for name in self.SIGNALS:
                 signum = getattr(signal, name)
                 self._previous[signum] = signal.signal(signum, self._handle)
+        if INTERRUPTED:  # a Ctrl-C while starting that Python dropped (launch.py noted it): stop as asked
+            self.received = INTERRUPTED[-1]
+            self.stream.request_stop()
         return self
 
     def __exit__(self, *exc) -> None:

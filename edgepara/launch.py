@@ -24,6 +24,13 @@ def _on_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _quiet_lost_interrupt(unraisable) -> None:
+    """A Ctrl-C raised where Python only reports and drops exceptions (an import's weakref callback): it is
+    noted in INTERRUPTED, which `listen` checks as it starts, so no traceback for it."""
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
+
+
 def _stopped() -> int:
     print("edgepara: stopped", file=sys.stderr)
     return EXIT_INTERRUPTED
@@ -32,6 +39,7 @@ def _stopped() -> int:
 def main() -> int:
     if not _IGNORED:
         signal.signal(signal.SIGINT, _on_interrupt)
+        sys.unraisablehook = _quiet_lost_interrupt
     try:
         if _EARLY:  # Ctrl-C while this module loaded
             INTERRUPTED.extend(_EARLY)
