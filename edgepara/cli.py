@@ -15,7 +15,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from .errors import (EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, EXIT_RUNTIME, EXIT_USAGE, INTERRUPTED,
                      DeviceError, EdgeparaError, MissingExtraError, NoSpeechError, UsageError)
-from .options import (COSINE, PROBABILITY, int_at_least, mqtt_device, mqtt_prefix, mqtt_url, number_at_least,
+from .options import (COSINE, FALSE_ACCEPT, PROBABILITY, int_at_least, mqtt_device, mqtt_prefix, mqtt_url, number_at_least,
                       positive_int, positive_int_list, speaker_name)
 from .stream.sinks import OutputClosedError
 
@@ -103,9 +103,14 @@ def _build_pipeline(args):
     names = [h.strip() for h in args.head.split(",") if h.strip()]
     if not names:
         raise UsageError(f"expected one or more heads (e.g. --head emotion,mask,speaker), got {args.head!r}")
-    # The library builds the speaker head from the enrolled profiles; --profiles and --speaker-threshold
-    # only mean something with it, so they are passed only then (the library refuses them otherwise).
-    speaker = {"profiles": args.profiles, "speaker_threshold": args.speaker_threshold} if "speaker" in names else {}
+    # The library builds the speaker head from the enrolled profiles; --profiles, --speaker-false-accept and
+    # --speaker-threshold only mean something with it, so they are passed only then (the library refuses them
+    # otherwise).
+    if args.speaker_threshold is not None and args.speaker_false_accept is not None:
+        raise UsageError(f"expected --speaker-false-accept or --speaker-threshold, got both "
+                         f"({args.speaker_false_accept} and {args.speaker_threshold})")
+    speaker = {"profiles": args.profiles, "speaker_threshold": args.speaker_threshold,
+               "speaker_false_accept": args.speaker_false_accept} if "speaker" in names else {}
     return Pipeline(model=args.model, heads=names, embedder=embedder, vad_aggressiveness=args.vad_aggressiveness,
                     uncertain_below=args.uncertain_below, adaptation=args.adaptation, **speaker)
 
@@ -377,16 +382,21 @@ def cmd_bench(args) -> int:
 def cmd_write_heads(args) -> int:
     """The shipped heads of every model, from the embeddings `bench quality` cached: its own command, so that
     measuring never rewrites what ships."""
+    names = ("emotion", "mask", "mask_type", "speaker")
+    chosen = [h.strip() for h in (args.heads or ",".join(names)).split(",") if h.strip()]
+    if not chosen or any(h not in names for h in chosen):
+        raise UsageError(f"--heads: expected some of {', '.join(names)}, got {args.heads!r}")
     if not Path(args.cache).is_dir():  # a typo must not start minutes of embedding into a new folder
         raise UsageError(f"--cache: expected the folder of embeddings `edgepara bench quality` cached, got "
                          f"{args.cache} (not a folder; run bench quality first)")
     heads = _train_module("heads")
     from .assets import available_models
 
+    writers = {"emotion": heads.train_emotion_head, "mask": heads.train_mask_head,
+               "mask_type": heads.train_mask_type_head, "speaker": heads.calibrate_speaker_threshold}
     for model in available_models():
-        for train in (heads.train_emotion_head, heads.train_mask_head, heads.train_mask_type_head,
-                      heads.calibrate_speaker_threshold):
-            train(model, Path(args.cache), data_root=args.data_root, command=_command_line())
+        for name in chosen:
+            writers[name](model, Path(args.cache), data_root=args.data_root, command=_command_line())
     return 0
 
 
@@ -513,7 +523,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="speaker: read emotion and arousal against the voice's own baseline (an enrolled "
                              "speaker's when recognised, else the stream's); off: against the population only")
     listen.add_argument("--profiles", default=None, help="speaker profile directory (default: XDG data dir)")
-    listen.add_argument("--speaker-threshold", type=COSINE, default=None, help="cosine (-1..1) below which a speaker is 'unknown' (default: the model's calibrated one)")
+    listen.add_argument("--speaker-false-accept", type=FALSE_ACCEPT, default=None, metavar="RATE",
+                        help="share of strangers' utterances the speaker head may name as someone, e.g. 0.03 "
+                             "(default: the model's calibrated rate; holds for any number of enrolled people)")
+    listen.add_argument("--speaker-threshold", type=COSINE, default=None,
+                        help="a fixed cosine (-1..1) below which a speaker is 'unknown', instead of "
+                             "--speaker-false-accept (the unit of 0.3; names more strangers as more people enroll)")
     mqtt = listen.add_argument_group(
         "MQTT", "publish every event to a broker; credentials only from EDGEPARA_MQTT_USERNAME and "
                 "EDGEPARA_MQTT_PASSWORD or --mqtt-config, never in the URL")
@@ -603,6 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "and speaker threshold into heads/ (needs the [train] extra)")
     write_heads.add_argument("--cache", default="cache/bench", help="folder of the embeddings `bench quality` cached")
     write_heads.add_argument("--data-root", default=None, help="training data folder (default: ../shared/data)")
+    write_heads.add_argument("--heads", default=None, metavar="LIST",
+                             help="only these, comma-separated: emotion, mask, mask_type, speaker (default: all)")
     write_heads.set_defaults(fn=cmd_write_heads)
 
     enroll = sub.add_parser("enroll", help="enroll a speaker from files or the microphone")

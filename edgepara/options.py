@@ -75,6 +75,8 @@ positive_int_list.toml_type = str
 
 PROBABILITY = number_in(0.0, 1.0)
 COSINE = number_in(-1.0, 1.0)
+# the speaker head's false-accept rate; the shipped impostor curves reach down to 1e-4 per profile
+FALSE_ACCEPT = number_in(0.001, 0.5)
 
 
 def _text_check(validate):

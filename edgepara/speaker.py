@@ -2,11 +2,20 @@
 
 Scores are cosines mapped to [0, 1] as (cos + 1) / 2, so they sit beside the probe heads' probabilities on
 the same scale (and can be smoothed the same way); they are similarities, not probabilities, and need not sum
-to one. The threshold stays in cosine units, the unit in which equal_error_rate reports it.
+to one.
+
+The decision is calibrated in a unit a user can read: the false-accept rate, the share of strangers'
+utterances that get an enrolled person's name. With N profiles a stranger is named when the best of N
+impostor scores clears the bar, so a fixed cosine names more strangers with every person enrolled. The shipped
+card carries the single-profile impostor curve measured on speakers the model never trained on (cosine at each
+false-accept rate); the head turns the asked-for rate into the cosine bar for its own N, from
+1 - (1 - rate)^(1/N) per profile. An explicit cosine threshold (the unit of 0.3 and earlier) still works as a
+fixed bar.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +25,7 @@ from .errors import HeadError, ProfileError
 from .profiles import UNKNOWN_SPEAKER, Profile, ProfileStore, describe_model, model_identity
 
 DEFAULT_THRESHOLD = 0.7  # cosine; used when no shipped heads/speaker.json calibrates one
+DEFAULT_FALSE_ACCEPT = 0.03  # strangers' utterances named as someone, when the card does not say
 SPEAKER_HEAD_CARD = "speaker.json"
 SPEAKER_HEAD = "speaker"  # the head name that means "identify enrolled speakers" (Pipeline(heads=[...]), --head)
 
@@ -36,14 +46,57 @@ def score_to_cosine(score):
     return np.asarray(score, dtype=np.float64) * 2.0 - 1.0
 
 
-class SpeakerHead:
-    """Nearest enrolled centroid by cosine; 'unknown' when even the nearest is below `threshold` (cosine)."""
+@dataclass(frozen=True)
+class ImpostorCurve:
+    """Single-profile impostor scores: `cosines[i]` is the bar that a share `false_accepts[i]` of strangers'
+    utterances reach against one profile (false_accepts ascending, cosines descending)."""
+    false_accepts: tuple[float, ...]
+    cosines: tuple[float, ...]
 
-    def __init__(self, profiles: list[Profile], threshold: float, name: str = "speaker",
-                 speaker_dims: tuple[int, int] | None = None):
+    @classmethod
+    def from_card(cls, curve, where: str, error=HeadError) -> "ImpostorCurve":
+        try:
+            rates = tuple(float(r) for r in curve["false_accept"])
+            cosines = tuple(float(c) for c in curve["cosine"])
+        except (TypeError, KeyError, ValueError):
+            raise error(f"{where}: expected impostor_curve with lists false_accept and cosine, got {curve!r:.80}") from None
+        if len(rates) < 2 or len(rates) != len(cosines) or not all(math.isfinite(v) for v in rates + cosines) \
+                or any(b <= a for a, b in zip(rates, rates[1:])) or any(b > a for a, b in zip(cosines, cosines[1:])) \
+                or not (0 < rates[0] and rates[-1] < 1) or not all(-1 <= c <= 1 for c in cosines):
+            raise error(f"{where}: expected an impostor_curve of rising rates in (0, 1) and falling cosines, "
+                        f"got {len(rates)} rates and {len(cosines)} cosines out of order or range")
+        return cls(rates, cosines)
+
+    def cosine_for(self, false_accept: float, n_profiles: int) -> float:
+        """The cosine bar at which about `false_accept` of strangers' utterances are named as one of
+        `n_profiles` people (each profile's share 1 - (1 - rate)^(1/N), treating profiles as independent)."""
+        per_profile = 1.0 - (1.0 - false_accept) ** (1.0 / max(1, n_profiles))
+        # the curve is close to linear in log(rate); beyond its ends the end values are the best estimate
+        x = np.log(np.clip(per_profile, self.false_accepts[0], self.false_accepts[-1]))
+        return float(np.interp(x, np.log(self.false_accepts), self.cosines))
+
+
+class SpeakerHead:
+    """Nearest enrolled centroid by cosine; 'unknown' when even the nearest is below the head's cosine bar:
+    `threshold` when given (a fixed cosine), else the bar at which `false_accept` of strangers' utterances
+    would be named as one of these profiles, from the model's impostor `curve`."""
+
+    def __init__(self, profiles: list[Profile], threshold: float | None = None, name: str = "speaker",
+                 speaker_dims: tuple[int, int] | None = None, false_accept: float | None = None,
+                 curve: ImpostorCurve | None = None):
         if not profiles:
             raise ProfileError("expected at least one enrolled speaker, got none: run `edgepara enroll NAME FILE…`")
+        if (threshold is None) == (false_accept is None):
+            raise ProfileError("expected either a cosine threshold or a false-accept rate, got "
+                               + ("both" if threshold is not None else "neither"))
+        if false_accept is not None:
+            _check_false_accept(false_accept, "false-accept rate")
+            if curve is None:
+                raise ProfileError("expected an impostor curve with a false-accept rate (the model's speaker.json "
+                                   "carries one), got none")
+            threshold = curve.cosine_for(false_accept, len(profiles))
         _check_threshold(threshold, "threshold")
+        self.false_accept = None if false_accept is None else float(false_accept)
         models = {(p.model, p.model_sha256, p.dim) for p in profiles}
         if len(models) > 1:
             described = " and ".join(sorted(describe_model(*m) for m in models)[:2])
@@ -65,17 +118,33 @@ class SpeakerHead:
 
     @classmethod
     def load(cls, profile_dir: str | Path | None, embedder_card: dict, threshold: float | None = None,
-             name: str = "speaker") -> "SpeakerHead":
-        """Profiles enrolled with `embedder_card`'s model (profiles from another model are refused). The
-        threshold defaults to the shipped heads/speaker.json's "threshold", else DEFAULT_THRESHOLD."""
+             name: str = "speaker", false_accept: float | None = None) -> "SpeakerHead":
+        """Profiles enrolled with `embedder_card`'s model (profiles from another model are refused). Decides
+        at `threshold` (a fixed cosine) when given, else at `false_accept` (default: the shipped
+        heads/speaker.json's) through the model's impostor curve; a card without a curve gives its fixed
+        "threshold", no card DEFAULT_THRESHOLD."""
+        if threshold is not None and false_accept is not None:
+            raise ProfileError(f"expected a cosine threshold or a false-accept rate, got both "
+                               f"({threshold} and {false_accept})")
         store = ProfileStore(profile_dir)
         profiles = store.load_for_model(embedder_card)
         if not profiles:
             raise ProfileError(f"expected at least one enrolled speaker in {store.directory}, got none: "
                                f"run `edgepara enroll NAME FILE…` first")
-        if threshold is None:
-            threshold = shipped_threshold(embedder_card)
-        head = cls(profiles, threshold, name=name, speaker_dims=embedder_card.get("speaker_dims"))
+        dims = embedder_card.get("speaker_dims")
+        if threshold is not None:
+            head = cls(profiles, threshold, name=name, speaker_dims=dims)
+        else:
+            calibration = shipped_calibration(embedder_card)
+            if isinstance(calibration, float):  # no curve: a fixed cosine
+                if false_accept is not None:
+                    raise HeadError(f"expected a speaker.json with an impostor curve for {embedder_card['name']} "
+                                    f"to decide at a false-accept rate, got none: pass a cosine threshold")
+                head = cls(profiles, calibration, name=name, speaker_dims=dims)
+            else:
+                default_rate, curve = calibration
+                head = cls(profiles, name=name, speaker_dims=dims, curve=curve,
+                           false_accept=default_rate if false_accept is None else false_accept)
         head.store = store  # where the adaptation writes back what enrolled speakers said (Pipeline)
         return head
 
@@ -116,31 +185,45 @@ class SpeakerHead:
 
 
 def load_speaker_head(embedder_card: dict, profiles: str | Path | None = None, threshold: float | None = None,
-                      name: str = SPEAKER_HEAD) -> SpeakerHead:
+                      name: str = SPEAKER_HEAD, false_accept: float | None = None) -> SpeakerHead:
     """The speaker-identification head for a model: every profile enrolled with that model in `profiles`
-    (default: the user's profile directory, see ProfileStore), and `threshold` as a cosine (default: the
-    model's calibrated threshold). What Pipeline(heads=["speaker"]) and `edgepara listen --head speaker` use.
+    (default: the user's profile directory, see ProfileStore), deciding at `false_accept` (the share of
+    strangers' utterances named as someone; default: the model's calibrated rate) or at a fixed cosine
+    `threshold`. What Pipeline(heads=["speaker"]) and `edgepara listen --head speaker` use.
     Raises ProfileError (one line) when no speaker is enrolled for the model."""
-    return SpeakerHead.load(profiles, embedder_card, threshold=threshold, name=name)
+    return SpeakerHead.load(profiles, embedder_card, threshold=threshold, name=name, false_accept=false_accept)
 
 
-def shipped_threshold(embedder_card: dict | None = None) -> float:
-    """The cosine threshold calibrated in heads/speaker.json, or DEFAULT_THRESHOLD when none is shipped.
-    A threshold calibrated on another model is refused rather than silently applied."""
+def shipped_calibration(embedder_card: dict | None = None) -> "tuple[float, ImpostorCurve] | float":
+    """(default false-accept rate, impostor curve) from heads/speaker.json; a card without a curve gives its
+    fixed cosine "threshold", and no card DEFAULT_THRESHOLD. A calibration made on another model is refused
+    rather than silently applied."""
     card_path = (heads_dir() / embedder_card["name"] if embedder_card else heads_dir()) / SPEAKER_HEAD_CARD
     if not card_path.exists():
         return DEFAULT_THRESHOLD
     card = read_card(card_path, HeadError)
-    if "threshold" not in card:
+    if "impostor_curve" not in card and "threshold" not in card:
         return DEFAULT_THRESHOLD
-    threshold = card["threshold"]
-    _check_threshold(threshold, f"{card_path.name} threshold", HeadError)
     if embedder_card is not None and "model" in card:
         _, sha256, dim = model_identity(embedder_card)
         check_built_on_model(card_path.name, {"model": card.get("model"), "model_sha256": card.get("model_sha256", sha256),
                                               "dim": card.get("dim", dim)}, embedder_card, error=HeadError,
                              built="threshold was calibrated", advice="pass an explicit threshold")
-    return float(threshold)
+    if "impostor_curve" in card:
+        rate = card.get("false_accept", DEFAULT_FALSE_ACCEPT)
+        _check_false_accept(rate, f"{card_path.name} false_accept", HeadError)
+        return float(rate), ImpostorCurve.from_card(card["impostor_curve"], card_path.name)
+    _check_threshold(card["threshold"], f"{card_path.name} threshold", HeadError)
+    return float(card["threshold"])
+
+
+def shipped_threshold(embedder_card: dict | None = None, n_profiles: int = 4) -> float:
+    """The cosine bar the shipped calibration sets for `n_profiles` enrolled people."""
+    calibration = shipped_calibration(embedder_card)
+    if isinstance(calibration, float):
+        return calibration
+    rate, curve = calibration
+    return curve.cosine_for(rate, n_profiles)
 
 
 def equal_error_rate(scores, labels) -> tuple[float, float]:
@@ -176,6 +259,12 @@ def equal_error_rate(scores, labels) -> tuple[float, float]:
     eer = false_accept[i - 1] + fraction * (false_accept[i] - false_accept[i - 1])
     threshold = thresholds[i - 1] + fraction * (thresholds[i] - thresholds[i - 1])
     return float(eer), float(threshold)
+
+
+def _check_false_accept(rate, what: str, error=ProfileError) -> None:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(rate) or not 0.0 < rate < 1.0:
+        raise error(f"expected {what} as a share of strangers in (0, 1), e.g. 0.03, got {rate!r}")
 
 
 def _check_threshold(threshold, what: str, error=ProfileError) -> None:

@@ -402,6 +402,10 @@ def test_speaker_head_built_by_the_library(tmp_path):
     strict = Pipeline(model=SPEAKER_MODEL, heads=["speaker"], profiles=tmp_path, speaker_threshold=1.0)
     labels = {e.label for e in strict.run(file_source(CLIP)) if isinstance(e, Prediction) and e.final}
     assert labels == {"unknown"}, "speaker_threshold did not reach the head"
+    default = Pipeline(model=SPEAKER_MODEL, heads=["speaker"], profiles=tmp_path).heads[0]
+    loose = Pipeline(model=SPEAKER_MODEL, heads=["speaker"], profiles=tmp_path, speaker_false_accept=0.5).heads[0]
+    assert default.false_accept == 0.03 and loose.false_accept == 0.5  # the shipped rate, or the one asked for
+    assert loose.threshold < default.threshold
 
 
 def test_speaker_head_errors_are_one_line(tmp_path):

@@ -1,10 +1,11 @@
 """Open-set identification as the live speaker head decides it (edgepara/train/open_set.py), on generated
-speakers: strangers come out "unknown" above the chosen threshold, the rates add up, and the threshold is the
-lowest that meets the target."""
+speakers: strangers come out "unknown" above the bar, the rates add up, and the impostor curve calibrates a
+false-accept rate that holds for 1, 4 and 10 enrolled people."""
 import numpy as np
 import pytest
 
-from edgepara.train.open_set import choose_threshold, draw_decisions, rates
+from edgepara.speaker import ImpostorCurve
+from edgepara.train.open_set import draw_decisions, impostor_curve, rates
 
 
 def _speakers(rng, n_speakers=12, utterances=8, windows=3, dim=8, spread=0.35):
@@ -31,12 +32,22 @@ def test_rates_add_up_and_strangers_need_a_high_enough_bar(rng):
     assert middle["named_right"]["mean"] > 0.8 and middle["strangers_unknown"]["mean"] > 0.8
 
 
-def test_the_threshold_is_the_lowest_that_keeps_strangers_out(rng):
-    W, spk = _speakers(rng)
-    decisions = draw_decisions(W, spk, None, 4, draws=30)
-    t = choose_threshold(decisions, target=0.97)
-    assert rates(decisions, t)["strangers_unknown"]["mean"] >= 0.97
-    assert rates(decisions, t - 0.005)["strangers_unknown"]["mean"] < 0.97
+def test_the_impostor_curve_keeps_the_asked_share_of_strangers_out_for_any_number_enrolled(rng):
+    """Calibrated on one set of generated speakers, applied to another: with the bar the head derives for N
+    profiles, strangers are named about as often as asked whether 1, 4 or 10 people are enrolled; a fixed
+    bar (the one-profile value) names more strangers as N grows."""
+    calibration_w, calibration_spk = _speakers(rng, n_speakers=40, spread=0.5)
+    curve = ImpostorCurve.from_card(impostor_curve(calibration_w, calibration_spk, None, draws=200), "test")
+    test_w, test_spk = _speakers(rng, n_speakers=40, spread=0.5)
+    rate = 0.05
+    named, named_at_fixed_bar = {}, {}
+    for n in (1, 4, 10):
+        decisions = draw_decisions(test_w, test_spk, None, n, draws=60)
+        named[n] = 1 - rates(decisions, curve.cosine_for(rate, n))["strangers_unknown"]["mean"]
+        named_at_fixed_bar[n] = 1 - rates(decisions, curve.cosine_for(rate, 1))["strangers_unknown"]["mean"]
+    assert all(abs(v - rate) < 0.03 for v in named.values()), named
+    assert named_at_fixed_bar[10] > 2 * rate, named_at_fixed_bar
+    assert curve.cosine_for(rate, 1) < curve.cosine_for(rate, 4) < curve.cosine_for(rate, 10)
 
 
 def test_enrollment_draws_only_from_the_candidates_and_the_allowed_utterances(rng):

@@ -63,3 +63,26 @@ def test_speaker_threshold_decides_who_is_unknown(tmp_path):
         return finals[-1]["label"]
 
     assert label("0.0") == "ana" and label("1.0") == "unknown"
+
+
+def test_speaker_false_accept_decides_how_readily_a_stranger_is_named(tmp_path):
+    """Ana enrolled; a stranger whose voice resembles hers (her sentence resampled to 5/4 of its pitch and
+    tempo) speaks. A permissive rate (half of all strangers named) sets a low bar and names him as ana; a strict
+    one (1 in 1000) a bar above his score: "unknown". Ana's own words clear both."""
+    from scipy.signal import resample_poly
+
+    clip = DATA / "ravdess_A21_angry.flac"
+    r = subprocess.run([*CLI, "enroll", "ana", clip, "--profiles", tmp_path / "p"], capture_output=True,
+                       text=True, timeout=120, env={**os.environ, "XDG_DATA_HOME": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    stranger = tmp_path / "stranger.wav"
+    sf.write(stranger, resample_poly(read_audio(clip).astype(np.float64), 4, 5).astype(np.int16), 16000)
+
+    def label(path, rate):
+        finals = [e for e in events(tmp_path, "--file", path, "--head", "speaker", "--profiles", tmp_path / "p",
+                                    "--speaker-false-accept", rate) if e["type"] == "prediction" and e["final"]]
+        return finals[-1]["label"]
+
+    assert label(stranger, "0.5") == "ana"
+    assert label(stranger, "0.001") == "unknown"
+    assert label(clip, "0.001") == "ana"

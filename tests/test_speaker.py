@@ -245,3 +245,51 @@ def test_a_model_with_a_speaker_part_is_scored_on_that_part_only(tmp_path, no_sh
     assert head.cosines(probe)[1] == pytest.approx(1.0, abs=1e-6)
     whole = SpeakerHead.load(tmp_path, CARD, threshold=0.5)  # the same profiles scored on everything
     assert whole.cosines(probe)[1] < 0.5
+
+
+CURVE = {"false_accept": [0.001, 0.01, 0.1, 0.5], "cosine": [0.8, 0.6, 0.4, 0.1]}
+
+
+def test_a_false_accept_rate_sets_a_higher_bar_for_more_profiles(profile_dir, no_shipped_card):
+    """The shipped calibration: the card's rate through its impostor curve, per profile 1 - (1 - rate)^(1/N)."""
+    shipped_card_path(no_shipped_card).write_text(json.dumps(
+        {"false_accept": 0.1, "impostor_curve": CURVE, "model": "edgepara-small", "model_sha256": "a" * 64, "dim": DIM}))
+    head = SpeakerHead.load(profile_dir, CARD)  # 3 profiles: 1 - 0.9^(1/3) = 0.0345 each
+    expected = np.interp(np.log(1 - 0.9 ** (1 / 3)), np.log(CURVE["false_accept"]), CURVE["cosine"])
+    assert head.false_accept == 0.1 and head.threshold == pytest.approx(expected)
+    assert 0.4 < head.threshold < 0.6
+    stricter = SpeakerHead.load(profile_dir, CARD, false_accept=0.01)
+    assert stricter.threshold > head.threshold
+    fixed = SpeakerHead.load(profile_dir, CARD, threshold=0.3)  # the old cosine unit stays a fixed bar
+    assert fixed.threshold == 0.3 and fixed.false_accept is None
+    one = speaker.ImpostorCurve.from_card(CURVE, "t")
+    assert one.cosine_for(0.1, 1) == pytest.approx(0.4) and one.cosine_for(0.1, 10) > one.cosine_for(0.1, 3)
+    assert one.cosine_for(0.0001, 1) == 0.8  # beyond the curve's ends: its end values
+
+
+def test_a_rate_and_a_cosine_together_are_refused(profile_dir, no_shipped_card):
+    with pytest.raises(ProfileError, match="expected a cosine threshold or a false-accept rate, got both"):
+        SpeakerHead.load(profile_dir, CARD, threshold=0.5, false_accept=0.03)
+
+
+def test_a_rate_without_a_curve_says_what_is_missing(profile_dir, no_shipped_card):
+    with pytest.raises(HeadError, match="impostor curve for edgepara-small"):
+        SpeakerHead.load(profile_dir, CARD, false_accept=0.03)
+
+
+@pytest.mark.parametrize("curve", [{"false_accept": [0.1, 0.01], "cosine": [0.5, 0.6]},
+                                   {"false_accept": [0.01, 0.1], "cosine": [0.5, 0.6]},
+                                   {"false_accept": [0.01], "cosine": [0.5]}, {"cosine": [0.5, 0.4]}, [1, 2]])
+def test_a_tampered_impostor_curve_is_refused_in_one_line(profile_dir, no_shipped_card, curve):
+    shipped_card_path(no_shipped_card).write_text(json.dumps(
+        {"impostor_curve": curve, "model": "edgepara-small", "model_sha256": "a" * 64, "dim": DIM}))
+    with pytest.raises(HeadError, match="speaker.json: expected"):
+        SpeakerHead.load(profile_dir, CARD)
+
+
+@pytest.mark.parametrize("rate", [0, 1, -0.1, float("nan"), "0.03"])
+def test_impossible_false_accept_rates_are_refused(profile_dir, no_shipped_card, rate):
+    shipped_card_path(no_shipped_card).write_text(json.dumps(
+        {"impostor_curve": CURVE, "model": "edgepara-small", "model_sha256": "a" * 64, "dim": DIM}))
+    with pytest.raises(ProfileError, match=r"expected false-accept rate as a share of strangers in \(0, 1\)"):
+        SpeakerHead.load(profile_dir, CARD, false_accept=rate)

@@ -70,11 +70,12 @@ def level_dbfs(chunk: np.ndarray) -> float:
 
 
 def load_heads(heads: HeadSpec | Iterable[HeadSpec], embedder_card: dict, *, profiles: str | Path | None = None,
-               speaker_threshold: float | None = None) -> list:
+               speaker_threshold: float | None = None, speaker_false_accept: float | None = None) -> list:
     """Head names or paths -> head objects checked against the model; objects are used as they are.
 
     "speaker" is the speaker-identification head, built from the profiles enrolled in `profiles` (default:
-    the user's profile directory) with `speaker_threshold` (a cosine; default: the model's calibrated one).
+    the user's profile directory), deciding at `speaker_false_accept` (the share of strangers' utterances named
+    as someone; default: the model's calibrated rate) or at a fixed cosine `speaker_threshold`.
     Every other name is a shipped probe head (emotion, mask, ...), and a path a probe head of your own."""
     from ..heads import ProbeHead
     from ..speaker import SPEAKER_HEAD, load_speaker_head
@@ -85,7 +86,8 @@ def load_heads(heads: HeadSpec | Iterable[HeadSpec], embedder_card: dict, *, pro
     for head in heads:
         if isinstance(head, str) and head == SPEAKER_HEAD:
             built_speaker = True
-            head = load_speaker_head(embedder_card, profiles=profiles, threshold=speaker_threshold)
+            head = load_speaker_head(embedder_card, profiles=profiles, threshold=speaker_threshold,
+                                     false_accept=speaker_false_accept)
         elif isinstance(head, (str, bytes)) or hasattr(head, "__fspath__"):
             head = ProbeHead.load(str(head), embedder_card)
         elif not (hasattr(head, "name") and callable(getattr(head, "probabilities", None))):
@@ -96,7 +98,8 @@ def load_heads(heads: HeadSpec | Iterable[HeadSpec], embedder_card: dict, *, pro
     if len(set(names)) != len(names):
         raise EdgeparaError(f"expected distinct head names, got {names}")
     if not built_speaker:  # refuse settings that would otherwise be silently ignored
-        given = [k for k, v in (("profiles", profiles), ("speaker_threshold", speaker_threshold)) if v is not None]
+        given = [k for k, v in (("profiles", profiles), ("speaker_threshold", speaker_threshold),
+                                ("speaker_false_accept", speaker_false_accept)) if v is not None]
         if given:
             raise EdgeparaError(f"expected {given[0]}= only with the 'speaker' head, got heads {names}")
     return loaded
@@ -170,8 +173,11 @@ class Pipeline:
             objects (anything with `.name` and `.probabilities(embedding) -> {class: p}`; a head may change its
             classes between windows, e.g. a speaker enrolled while listening: its smoothing restarts).
         profiles: the speaker profile directory for the "speaker" head (default: the user's data directory).
-        speaker_threshold: cosine below which the speaker head answers "unknown" (default: the model's
-            calibrated threshold).
+        speaker_false_accept: the share of strangers' utterances the speaker head may name as an enrolled
+            person, e.g. 0.03 (default: the model's calibrated rate); the head sets its cosine bar for the
+            number of people enrolled from the model's impostor curve.
+        speaker_threshold: a fixed cosine below which the speaker head answers "unknown" instead (the unit of
+            edgepara 0.3 and earlier; with many people enrolled it names more strangers).
         vad_aggressiveness, frame_ms, end_hangover_ms, min_speech_ms: the webrtcvad gate (see VadGate).
         max_utterance_s: longer speech is split into utterances of at most this length.
         threads, edgetpu: how the embedder runs (ignored when `embedder` is given).
@@ -189,7 +195,8 @@ class Pipeline:
 
     def __init__(self, model: str | Path | None = None, heads: HeadSpec | Iterable[HeadSpec] = ("emotion",), *,
                  profiles: str | Path | None = None, speaker_threshold: float | None = None,
-                 vad_aggressiveness: int = 2, frame_ms: int = 30, end_hangover_ms: int = 300,
+                 speaker_false_accept: float | None = None, vad_aggressiveness: int = 2, frame_ms: int = 30,
+                 end_hangover_ms: int = 300,
                  min_speech_ms: int = 200, max_utterance_s: float = 10.0, threads: int = 1,
                  edgetpu: bool = False, smoothing: float = 0.5, uncertain_below: float | None = None,
                  adaptation: str = "speaker", callbacks: Iterable[Callback] = (),
@@ -207,7 +214,8 @@ class Pipeline:
         if on_error is not None and not callable(on_error):
             raise EdgeparaError(f"expected on_error to be callable, got {type(on_error).__name__}")
         self.embedder = embedder
-        self.heads = load_heads(heads, embedder.card, profiles=profiles, speaker_threshold=speaker_threshold)
+        self.heads = load_heads(heads, embedder.card, profiles=profiles, speaker_threshold=speaker_threshold,
+                                speaker_false_accept=speaker_false_accept)
         self.vad = VadGate(aggressiveness=vad_aggressiveness, frame_ms=frame_ms, end_hangover_ms=end_hangover_ms,
                            min_speech_ms=min_speech_ms)
         self.windower = Windower(embedder.window, embedder.hop, max_utterance_s=max_utterance_s)

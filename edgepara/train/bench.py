@@ -457,34 +457,42 @@ def student_rows(report: dict, cache: Path, runs: Path, root: Path, ablation: Pa
 
 
 def speaker_open_set(cache: Path, root: Path, log=print) -> dict:
-    """Each shipped model's open-set identification at its shipped threshold, as the live head decides
-    (train/open_set.py: the same sets and draws as the speaker card)."""
-    from ..speaker import shipped_threshold
-    from .open_set import enrollment_table, open_set_table, speaker_sets
+    """Each shipped model's open-set identification at its shipped calibration, as the live head decides
+    (train/open_set.py: the same sets and draws as the speaker card): the default false-accept rate, turned
+    into the cosine bar for each number of people enrolled."""
+    from ..speaker import shipped_calibration
+    from .open_set import N_ENROLLED, enrollment_table, open_set_table, speaker_sets
 
     out = {}
     for model in available_models():
         _, card = resolve_model(model)
-        threshold = shipped_threshold(card)
+        calibration = shipped_calibration(card)
+        if isinstance(calibration, float):
+            rate, bar = None, (lambda n, fixed=calibration: fixed)
+        else:
+            rate, curve = calibration
+            bar = (lambda n, rate=rate, curve=curve: curve.cosine_for(rate, n))
         windows, speakers, sets = speaker_sets(model, cache, root, log)
-        out[model] = {"threshold": threshold,
-                      "open_set": open_set_table(card, windows, speakers, sets, root, threshold),
-                      "by_enrollment_speech": enrollment_table(card, windows, speakers, sets, root, threshold)}
+        out[model] = {"false_accept": rate, "thresholds": {f"N={n}": round(bar(n), 4) for n in N_ENROLLED},
+                      "open_set": open_set_table(card, windows, speakers, sets, root, bar),
+                      "by_enrollment_speech": enrollment_table(card, windows, speakers, sets, root, bar)}
     return out
 
 
 def speaker_markdown(report: dict) -> str:
-    lines = ["", "Open-set speaker identification at the shipped threshold (live decision; mean over random draws "
-                 "of who is enrolled): enrolled named right / named wrong / strangers called unknown:", "",
-             "| model (threshold) | set | N | named right | named wrong | strangers unknown |",
+    lines = ["", "Open-set speaker identification at the shipped false-accept rate (live decision: the cosine bar "
+                 "for N people enrolled from the model's impostor curve; mean over random draws of who is enrolled): "
+                 "enrolled named right / named wrong / strangers called unknown:", "",
+             "| model (false-accept rate) | set | N (cosine bar) | named right | named wrong | strangers unknown |",
              "|---|---|---:|---:|---:|---:|"]
     for model, r in report.items():
         if not isinstance(r, dict):
             continue
         for name, by_n in r["open_set"].items():
             for n, v in by_n.items():
-                lines.append(f"| {model} ({r['threshold']:.3f}) | {name} | {n[2:]} | {v['named_right']['mean']:.3f} | "
-                             f"{v['named_wrong']['mean']:.3f} | {v['strangers_unknown']['mean']:.3f} |")
+                lines.append(f"| {model} ({r['false_accept']}) | {name} | {n[2:]} ({r['thresholds'][n]:.3f}) | "
+                             f"{v['named_right']['mean']:.3f} | {v['named_wrong']['mean']:.3f} | "
+                             f"{v['strangers_unknown']['mean']:.3f} |")
     lines += ["", "Against seconds of enrollment speech (N = 4; a profile of 1, 2, 3 or 5 utterances; mean seconds of "
                   "speech per profile): enrolled named right / strangers called unknown:", "",
               "| model | set | utterances | seconds | named right | strangers unknown |", "|---|---|---:|---:|---:|---:|"]

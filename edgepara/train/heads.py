@@ -194,40 +194,49 @@ def live_speaker_trials(windows: list[np.ndarray], speakers: np.ndarray, model_c
 
 def calibrate_speaker_threshold(model: str, cache: Path, data_root=None, out_dir: Path | None = None, log=print,
                                 command: str = "") -> dict:
-    """The speaker head's default 'unknown' threshold, chosen for open-set identification: the lowest cosine at
-    which, with 4 people enrolled, strangers are called "unknown" at least 97 % of the time (mean over random
-    draws) on speakers the student never heard (RAVDESS validation actors 17-18 and speechocean762's validation
-    speakers). Reported as the live head decides (train/open_set.py) for 1, 4 and 10 enrolled speakers on
-    RAVDESS test actors (enrolled from neutral/calm, queried across emotions), speechocean762's test children
-    and adults, emospeech_in's validation users (phones) and across corpora, with verification EER beside."""
+    """The speaker head's calibration for open-set identification: the single-profile impostor curve on speakers
+    the student never heard (RAVDESS validation actors 17-18 and speechocean762's validation speakers), from
+    which the live head sets its cosine bar for the number of people enrolled, and the default false-accept rate
+    1 - TARGET_STRANGERS_UNKNOWN. Reported as the live head decides (train/open_set.py) for 1, 4 and 10 enrolled
+    speakers on RAVDESS test actors (enrolled from neutral/calm, queried across emotions), speechocean762's test
+    children and adults, emospeech_in's validation users (phones) and across corpora, with verification EER
+    beside."""
     from .export import write_json
-    from .open_set import TARGET_STRANGERS_UNKNOWN, choose_threshold, draw_decisions, open_set_table, speaker_sets
-    from ..speaker import equal_error_rate
+    from .open_set import N_ENROLLED, TARGET_STRANGERS_UNKNOWN, impostor_curve, open_set_table, speaker_sets
+    from ..speaker import ImpostorCurve, equal_error_rate
 
     root = find_data_root(data_root)
     _, model_card = resolve_model(model)
     windows, speakers, sets = speaker_sets(model, cache, root, log)
-    threshold = choose_threshold(draw_decisions(windows["calibration"], speakers["calibration"],
-                                                model_card.get("speaker_dims"), 4))
-    open_set = open_set_table(model_card, windows, speakers, sets, root, threshold)
-    metrics = {"open_set_identification": open_set}
+    curve = impostor_curve(windows["calibration"], speakers["calibration"], model_card.get("speaker_dims"))
+    rate = round(1.0 - TARGET_STRANGERS_UNKNOWN, 4)
+    impostors = ImpostorCurve.from_card(curve, "impostor curve")
+
+    def bar(n: int) -> float:
+        return impostors.cosine_for(rate, n)
+
+    open_set = open_set_table(model_card, windows, speakers, sets, root, bar)
+    metrics = {"open_set_identification": open_set, "cosine_bar": {f"N={n}": round(bar(n), 4) for n in N_ENROLLED}}
     for name in ("ravdess_test", "speechocean762_test"):
         scores_, same = live_speaker_trials(windows[name], speakers[name], model_card)
         metrics[f"{name}_verification_eer"] = round(equal_error_rate(scores_, same)[0], 4)
-        metrics[f"{name}_false_accept_at_threshold"] = round(float(np.mean(scores_[~same] >= threshold)), 4)
-        metrics[f"{name}_false_reject_at_threshold"] = round(float(np.mean(scores_[same] < threshold)), 4)
+        metrics[f"{name}_false_accept_one_profile"] = round(float(np.mean(scores_[~same] >= bar(1))), 4)
+        metrics[f"{name}_false_reject_one_profile"] = round(float(np.mean(scores_[same] < bar(1))), 4)
     card = {
         "name": "speaker", "version": "0.4.0", "task": "speaker identification against enrolled profiles",
         "kind": "cosine to enrolled centroids (profiles made with `edgepara enroll`)", "classes": "enrolled names + unknown",
         "model": model_card["name"], "model_sha256": model_card["sha256"], "dim": model_card["embedding_dim"],
         "speaker_dims": model_card.get("speaker_dims"),
-        "threshold": round(threshold, 4),
+        "false_accept": rate,
+        "impostor_curve": {k: curve[k] for k in ("false_accept", "cosine")},
         "metrics": dict(metrics, protocol=(
             "score = mean over an utterance's speech windows of the cosine (speaker part) to a profile of 3 "
             "enrollment utterances, as the live final prediction decides; the best profile names the speaker when "
-            "its score reaches the threshold, else 'unknown'. Threshold: the lowest cosine at which, with 4 people "
-            f"enrolled, strangers are called unknown at least {TARGET_STRANGERS_UNKNOWN:.0%} of the time (mean over "
-            "random draws) on speakers never trained on (RAVDESS actors 17-18, speechocean762 val speakers). "
+            "its score reaches the cosine bar, else 'unknown'. impostor_curve: the cosine that strangers' "
+            f"utterances reach against one profile at each rate ({curve['impostor_scores']} impostor scores, 400 "
+            "draws, on speakers never trained on: RAVDESS actors 17-18, speechocean762 val speakers); with N people "
+            "enrolled the head's bar is the curve's cosine at 1 - (1 - false_accept)^(1/N), so about false_accept "
+            f"of strangers are named whatever N (default {rate}: {TARGET_STRANGERS_UNKNOWN:.0%} called unknown). "
             "Open-set rates: mean and sd over random draws of who is enrolled; named_right / named_wrong / "
             "enrolled_unknown are shares of the enrolled speakers' other utterances, strangers_unknown of the "
             "other speakers' utterances"), command=command),
@@ -236,5 +245,5 @@ def calibrate_speaker_threshold(model: str, cache: Path, data_root=None, out_dir
         "license": "CC BY-NC-SA 4.0 (calibrated on RAVDESS)",
     }
     write_json((out_dir or heads_dir() / model) / "speaker.json", card)
-    log(f"speaker threshold {threshold:.3f} on {model}: " + json.dumps(open_set))
+    log(f"speaker false-accept rate {rate} on {model} (cosine bars {metrics['cosine_bar']}): " + json.dumps(open_set))
     return card

@@ -10,7 +10,9 @@ import numpy as np
 N_ENROLLED = (1, 4, 10)
 ENROLL_UTTERANCES = (1, 2, 3, 5)  # profile sizes for the accuracy-against-enrollment-speech rows (N = 4)
 DRAWS = 200
-TARGET_STRANGERS_UNKNOWN = 0.97  # at N = 4 on validation speakers: a stranger named as someone is the costly error
+TARGET_STRANGERS_UNKNOWN = 0.97  # on validation speakers: a stranger named as someone is the costly error
+# the impostor curve's single-profile false-accept rates (a rate of 0.001 with 10 profiles needs 1e-4 each)
+CURVE_RATES = np.geomspace(1e-4, 0.5, 40)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -92,13 +94,15 @@ def rates(decisions: list[dict], threshold: float) -> dict:
             for k, v in per_draw.items() if v}
 
 
-def choose_threshold(decisions: list[dict], target: float = TARGET_STRANGERS_UNKNOWN) -> float:
-    """The lowest cosine at which strangers are called unknown at least `target` of the time (mean over draws)."""
-    candidates = np.round(np.arange(0.0, 1.0, 0.005), 3)
-    for t in candidates:
-        if rates(decisions, t)["strangers_unknown"]["mean"] >= target:
-            return float(t)
-    return float(candidates[-1])
+def impostor_curve(windows: list[np.ndarray], speakers: np.ndarray, speaker_dims, draws: int = 400) -> dict:
+    """The single-profile impostor curve the speaker head calibrates with: for each rate in CURVE_RATES, the
+    cosine that strangers' utterances reach against one enrolled profile that often (profiles of 3 utterances,
+    `draws` random draws, every other speaker's utterances as the strangers)."""
+    decisions = draw_decisions(windows, speakers, speaker_dims, 1, draws=draws)
+    impostors = np.concatenate([d["score"][~d["enrolled"]] for d in decisions])
+    cosines = np.quantile(impostors, 1.0 - CURVE_RATES)
+    return {"false_accept": [float(f"{r:.6g}") for r in CURVE_RATES],
+            "cosine": [round(float(c), 4) for c in np.minimum.accumulate(cosines)], "impostor_scores": len(impostors)}
 
 
 def speaker_sets(model: str, cache, root, log=print) -> tuple[dict, dict, dict]:
@@ -139,30 +143,31 @@ def _groups(windows: dict, speakers: dict, sets: dict, root) -> dict:
             "emospeech_in_val_phones": (windows["emospeech_in_val"], speakers["emospeech_in_val"], None)}
 
 
-def enrollment_table(model_card: dict, windows: dict, speakers: dict, sets: dict, root, threshold: float) -> dict:
+def enrollment_table(model_card: dict, windows: dict, speakers: dict, sets: dict, root, bar) -> dict:
     """How much to record: the open-set rates at N = 4 with profiles of 1, 2, 3 (the default) and 5 utterances,
-    with the profiles' mean seconds of speech (emospeech_in's users have too few utterances for it)."""
+    with the profiles' mean seconds of speech (emospeech_in's users have too few utterances for it). `bar(N)` is
+    the head's cosine bar with N people enrolled."""
     dims = model_card.get("speaker_dims")
     return {name: {f"utterances={k}": rates(draw_decisions(w, spk, dims, 4, enroll_from=enroll_from,
-                                                           enroll_utterances=k), threshold)
+                                                           enroll_utterances=k), bar(4))
                    for k in ENROLL_UTTERANCES}
             for name, (w, spk, enroll_from) in _groups(windows, speakers, sets, root).items()
             if name != "emospeech_in_val_phones"}
 
 
-def open_set_table(model_card: dict, windows: dict, speakers: dict, sets: dict, root, threshold: float) -> dict:
-    """Open-set rates at `threshold` for N in N_ENROLLED: RAVDESS test actors (enrolled from neutral/calm,
+def open_set_table(model_card: dict, windows: dict, speakers: dict, sets: dict, root, bar) -> dict:
+    """Open-set rates at the head's cosine bar `bar(N)` for N in N_ENROLLED: RAVDESS test actors (enrolled from neutral/calm,
     queried across emotions), speechocean762 test children and adults, emospeech_in phones, and speechocean762
     speakers enrolled with RAVDESS actors as the strangers."""
     dims = model_card.get("speaker_dims")
     groups = _groups(windows, speakers, sets, root)
-    table = {name: {f"N={n}": rates(draw_decisions(w, spk, dims, n, enroll_from=enroll_from), threshold)
+    table = {name: {f"N={n}": rates(draw_decisions(w, spk, dims, n, enroll_from=enroll_from), bar(n))
                     for n in N_ENROLLED if n < len(np.unique(spk))}
              for name, (w, spk, enroll_from) in groups.items()}
     cross_w = windows["speechocean762_test"] + windows["ravdess_test"]
     cross_spk = np.concatenate([speakers["speechocean762_test"], speakers["ravdess_test"]])
     table["enrolled_speechocean762_strangers_ravdess"] = {
         f"N={n}": rates(draw_decisions(cross_w, cross_spk, dims, n,
-                                       candidates=np.unique(speakers["speechocean762_test"])), threshold)
+                                       candidates=np.unique(speakers["speechocean762_test"])), bar(n))
         for n in N_ENROLLED}
     return table
