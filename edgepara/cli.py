@@ -109,8 +109,11 @@ def _build_pipeline(args):
     if args.speaker_threshold is not None and args.speaker_false_accept is not None:
         raise UsageError(f"expected --speaker-false-accept or --speaker-threshold, got both "
                          f"({args.speaker_false_accept} and {args.speaker_threshold})")
+    if args.adapt_profiles and "speaker" not in names:
+        raise UsageError(f"expected --adapt-profiles with the speaker head (--head …,speaker), got --head {args.head}")
     speaker = {"profiles": args.profiles, "speaker_threshold": args.speaker_threshold,
-               "speaker_false_accept": args.speaker_false_accept} if "speaker" in names else {}
+               "speaker_false_accept": args.speaker_false_accept,
+               "adapt_profiles": bool(args.adapt_profiles)} if "speaker" in names else {}
     return Pipeline(model=args.model, heads=names, embedder=embedder, vad_aggressiveness=args.vad_aggressiveness,
                     uncertain_below=args.uncertain_below, adaptation=args.adaptation, **speaker)
 
@@ -257,7 +260,7 @@ def cmd_listen(args) -> int:
             sink.close()
         if mqtt:
             mqtt.close()  # waits (bounded) for queued final events to be acknowledged; says so if some were not
-        _save_baselines(pipeline)
+        _save_profiles(pipeline)
     if signals.received is not None:
         _say("edgepara: stopped")
         return 128 + signals.received
@@ -266,13 +269,13 @@ def cmd_listen(args) -> int:
     return 0
 
 
-def _save_baselines(pipeline) -> None:
-    """What enrolled speakers said goes into their profiles' baselines; a store that cannot be written (a full
-    disk, no permission) costs only that update, said in one line."""
+def _save_profiles(pipeline) -> None:
+    """What enrolled speakers said goes into their profiles (baselines; with --adapt-profiles, centroids); a
+    store that cannot be written (a full disk, no permission) costs only that update, said in one line."""
     try:
-        pipeline.save_speaker_baselines()
+        pipeline.save_speaker_profiles()
     except EdgeparaError as err:
-        _say(f"edgepara: warning: speaker baselines not updated: {err}")
+        _say(f"edgepara: warning: speaker profiles not updated: {err}")
 
 
 def _print_event(event) -> None:
@@ -526,6 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--speaker-false-accept", type=FALSE_ACCEPT, default=None, metavar="RATE",
                         help="share of strangers' utterances the speaker head may name as someone, e.g. 0.03 "
                              "(default: the model's calibrated rate; holds for any number of enrolled people)")
+    listen.add_argument("--adapt-profiles", action="store_true",
+                        help="let confidently named utterances move their speaker's profile a bounded step "
+                             "(saved when listen ends)")
     listen.add_argument("--speaker-threshold", type=COSINE, default=None,
                         help="a fixed cosine (-1..1) below which a speaker is 'unknown', instead of "
                              "--speaker-false-accept (the unit of 0.3; names more strangers as more people enroll)")

@@ -26,6 +26,7 @@ from .profiles import UNKNOWN_SPEAKER, Profile, ProfileStore, describe_model, mo
 
 DEFAULT_THRESHOLD = 0.7  # cosine; used when no shipped heads/speaker.json calibrates one
 DEFAULT_FALSE_ACCEPT = 0.03  # strangers' utterances named as someone, when the card does not say
+CONFIDENT_SHARE = 0.01  # profile adaptation: a hundredth of the false-accept rate (see SpeakerHead.confident_bar)
 SPEAKER_HEAD_CARD = "speaker.json"
 SPEAKER_HEAD = "speaker"  # the head name that means "identify enrolled speakers" (Pipeline(heads=[...]), --head)
 
@@ -97,6 +98,10 @@ class SpeakerHead:
             threshold = curve.cosine_for(false_accept, len(profiles))
         _check_threshold(threshold, "threshold")
         self.false_accept = None if false_accept is None else float(false_accept)
+        # `listen --adapt-profiles` moves a profile only on utterances strangers reach a hundred times more rarely
+        # than the naming bar allows (a fixed cosine bar: 0.1 above it)
+        self.confident_bar = (curve.cosine_for(self.false_accept * CONFIDENT_SHARE, len(profiles)) if curve is not None
+                              and self.false_accept is not None else min(1.0, float(threshold) + 0.1))
         models = {(p.model, p.model_sha256, p.dim) for p in profiles}
         if len(models) > 1:
             described = " and ".join(sorted(describe_model(*m) for m in models)[:2])
@@ -113,8 +118,37 @@ class SpeakerHead:
         self.dim = profiles[0].dim
         # Profiles keep the whole embedding's centroid; a model with a speaker part is scored on that part only.
         self.speaker_dims = speaker_dims
-        centroids = speaker_part(np.stack([p.centroid_array() for p in profiles]), speaker_dims)
-        self._unit_centroids = centroids / (np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-12)
+        self._centroids = np.stack([p.centroid_array() for p in profiles])
+        self._anchors = np.stack([p.anchor_array() for p in profiles])
+        self._unit_centroids = self._unit_speaker_part(self._centroids)
+        self.adapted: dict[str, list[np.ndarray]] = {}  # unit utterance embeddings that moved a profile, to save
+
+    def _unit_speaker_part(self, centroids: np.ndarray) -> np.ndarray:
+        part = speaker_part(centroids, self.speaker_dims)
+        return part / (np.linalg.norm(part, axis=-1, keepdims=True) + 1e-12)
+
+    def adapt(self, name: str, cosine: float, embedding: np.ndarray) -> bool:
+        """Moves `name`'s profile (in memory; ProfileStore.adapt saves it) a bounded step towards an utterance
+        they were named for with `cosine` (the final's score) and whose mean embedding is `embedding`: only at
+        or above `confident_bar`, never for "unknown", never beyond profiles.ANCHOR_COSINE of what was enrolled.
+        True when the profile moved."""
+        from .profiles import adapted_centroid
+
+        if name not in self.speakers or not cosine >= self.confident_bar:
+            return False
+        e = np.asarray(embedding, np.float64)
+        norm = np.linalg.norm(e)
+        if e.shape != (self.dim,) or not np.isfinite(norm) or norm == 0:
+            return False
+        i = self.speakers.index(name)
+        unit = e / norm
+        new = adapted_centroid(self._centroids[i], self._anchors[i], unit, self.speaker_dims)
+        if new is None:
+            return False
+        self._centroids[i] = new
+        self._unit_centroids[i] = self._unit_speaker_part(new)
+        self.adapted.setdefault(name, []).append(unit)
+        return True
 
     @classmethod
     def load(cls, profile_dir: str | Path | None, embedder_card: dict, threshold: float | None = None,

@@ -23,6 +23,7 @@ BAD = [
     (["listen", "--file", CLIP, "--head", "speaker", "--speaker-false-accept", "0.03", "--speaker-threshold", "0.5"],
      "--speaker-false-accept or --speaker-threshold"),
     (["write-heads", "--heads", "voice"], "--heads"),
+    (["listen", "--file", CLIP, "--head", "emotion", "--adapt-profiles"], "--adapt-profiles"),
     (["listen", "--file", CLIP, "--adaptation", "sometimes"], "--adaptation"),
     (["listen", "--file", CLIP, "--mqtt", "bogus://host"], "--mqtt"),
     (["listen", "--file", CLIP, "--mqtt", ""], "--mqtt"),

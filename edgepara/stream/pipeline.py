@@ -188,6 +188,11 @@ class Pipeline:
             baseline: an enrolled speaker's when the speaker head recognises them, else the stream's, which
             starts again when the voice changes (see edgepara.adaptation); "off" reads them against the
             population prior only. Other heads are not affected.
+        adapt_profiles: the speaker head's profiles keep up with their voices: an utterance named with high
+            confidence (strangers reach its score a hundred times more rarely than the naming bar allows) moves
+            that profile 2 % of the way towards it, never further than cosine 0.95 from what was enrolled, never
+            from "unknown" utterances; save_speaker_profiles() writes them (listen: `--adapt-profiles`). Off by
+            default: measured, it names a few more enrolled people and lets in more strangers (README).
         callbacks: callables that get each event (e.g. JsonlSink, MqttSink, CallbackSink, a function).
         on_error: called as on_error(callback, event, exception) when a callback raises.
         embedder: a ready edgepara.runtime.Embedder (to share one between pipelines).
@@ -199,7 +204,7 @@ class Pipeline:
                  end_hangover_ms: int = 300,
                  min_speech_ms: int = 200, max_utterance_s: float = 10.0, threads: int = 1,
                  edgetpu: bool = False, smoothing: float = 0.5, uncertain_below: float | None = None,
-                 adaptation: str = "speaker", callbacks: Iterable[Callback] = (),
+                 adaptation: str = "speaker", adapt_profiles: bool = False, callbacks: Iterable[Callback] = (),
                  on_error: ErrorHandler | None = None, embedder=None):
         if embedder is None:
             from ..assets import DEFAULT_MODEL
@@ -224,6 +229,10 @@ class Pipeline:
         self._speaker = _speaker_head(self.heads)
         self._adaptive_heads = [h for h in self.heads if getattr(h, "adaptive", False)]
         self.adaptation = _adaptation_for(adaptation, self._speaker, embedder.card)
+        if adapt_profiles and self._speaker is None:
+            raise EdgeparaError(f"expected adapt_profiles=True only with the 'speaker' head, got heads "
+                                f"{[h.name for h in self.heads]}")
+        self.adapt_profiles = bool(adapt_profiles)
         self._last_speaker: str | None = None  # the speaker head's last final, for SpeakerChange events
         self.callbacks: list[Callback] = []
         for callback in callbacks:
@@ -533,6 +542,8 @@ class Pipeline:
                 out += closing + self._speaker_change(closing)
                 if mean is not None:
                     self.adaptation.end_utterance(mean, voice)
+                    if self.adapt_profiles and voice is not None:
+                        self._adapt_profile(voice, mean)
                 self._new_utterance()
         return out
 
@@ -542,14 +553,14 @@ class Pipeline:
         # Heads that read a voice's baseline come last: the speaker head's scores pick the voice.
         probs = {head.name: head.probabilities(embedding) for head in self.heads if head not in self._adaptive_heads}
         baseline = None
+        speaker = self._speaker
+        if speaker is not None:  # the utterance's mean scores: whom the final names (adaptive heads, profiles)
+            p = np.array([probs[speaker.name][c] for c in speaker.classes], dtype=np.float64)
+            if self._speaker_scores is None or self._speaker_scores.shape != p.shape:  # someone enrolled
+                self._speaker_scores, self._speaker_windows = np.zeros_like(p), 0
+            self._speaker_scores += p
+            self._speaker_windows += 1
         if self._adaptive_heads:
-            speaker = self._speaker
-            if speaker is not None:
-                p = np.array([probs[speaker.name][c] for c in speaker.classes], dtype=np.float64)
-                if self._speaker_scores is None or self._speaker_scores.shape != p.shape:  # someone enrolled
-                    self._speaker_scores, self._speaker_windows = np.zeros_like(p), 0
-                self._speaker_scores += p
-                self._speaker_windows += 1
             voice = self._utterance_voice = self._enrolled_voice()
             state = self.adaptation.baseline_for(voice)
             baseline = {"voice": voice or "stream", "utterances": state.n, "adaptation": self.adaptation.mode}
@@ -559,6 +570,20 @@ class Pipeline:
         self._utterance_windows += 1
         return ScoredWindow(window=window, probs={h.name: probs[h.name] for h in self.heads}, latency_ms=ms,
                             baseline=baseline)
+
+    def save_speaker_profiles(self) -> list[str]:
+        """Writes what this pipeline learnt about enrolled speakers into their profiles: their baselines
+        (save_speaker_baselines) and, with `adapt_profiles`, the adapted centroids (each utterance once).
+        Returns the names updated. `edgepara listen` calls it when the stream ends."""
+        updated = self.save_speaker_baselines()
+        speaker = self._speaker
+        if speaker is None or getattr(speaker, "store", None) is None:
+            return updated
+        for name, units in list(speaker.adapted.items()):
+            if units and speaker.store.adapt(name, units, speaker.speaker_dims) is not None and name not in updated:
+                updated.append(name)
+            del speaker.adapted[name]
+        return updated
 
     def save_speaker_baselines(self) -> list[str]:
         """Writes what the enrolled speakers said since the pipeline was built into their profiles' baselines
@@ -596,6 +621,15 @@ class Pipeline:
         """What the adaptation gathers over one utterance: its embeddings' sum, the speaker head's scores."""
         self._utterance_sum, self._utterance_windows, self._speaker_scores, self._speaker_windows = None, 0, None, 0
         self._utterance_voice = None  # the voice the last window was read against
+
+    def _adapt_profile(self, voice: str, mean: np.ndarray) -> None:
+        """`adapt_profiles`: the named speaker's profile moves a bounded step towards this utterance when the
+        head named them confidently (their mean window score, what the final decided on)."""
+        from ..speaker import score_to_cosine
+
+        speaker = self._speaker
+        score = self._speaker_scores[speaker.classes.index(voice)] / self._speaker_windows
+        speaker.adapt(voice, float(score_to_cosine(score)), mean)
 
     def _enrolled_voice(self) -> str | None:
         """The enrolled speaker the speaker head names for the utterance so far (its windows' mean scores,

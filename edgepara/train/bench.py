@@ -461,7 +461,8 @@ def speaker_open_set(cache: Path, root: Path, log=print) -> dict:
     (train/open_set.py: the same sets and draws as the speaker card): the default false-accept rate, turned
     into the cosine bar for each number of people enrolled."""
     from ..speaker import shipped_calibration
-    from .open_set import N_ENROLLED, enrollment_table, open_set_table, speaker_sets
+    from ..speaker import CONFIDENT_SHARE
+    from .open_set import N_ENROLLED, enrollment_table, open_set_table, session_table, speaker_sets
 
     out = {}
     for model in available_models():
@@ -469,13 +470,16 @@ def speaker_open_set(cache: Path, root: Path, log=print) -> dict:
         calibration = shipped_calibration(card)
         if isinstance(calibration, float):
             rate, bar = None, (lambda n, fixed=calibration: fixed)
+            confident = (lambda n, fixed=calibration: min(1.0, fixed + 0.1))
         else:
             rate, curve = calibration
             bar = (lambda n, rate=rate, curve=curve: curve.cosine_for(rate, n))
+            confident = (lambda n, rate=rate, curve=curve: curve.cosine_for(rate * CONFIDENT_SHARE, n))
         windows, speakers, sets = speaker_sets(model, cache, root, log)
         out[model] = {"false_accept": rate, "thresholds": {f"N={n}": round(bar(n), 4) for n in N_ENROLLED},
                       "open_set": open_set_table(card, windows, speakers, sets, root, bar),
-                      "by_enrollment_speech": enrollment_table(card, windows, speakers, sets, root, bar)}
+                      "by_enrollment_speech": enrollment_table(card, windows, speakers, sets, root, bar),
+                      "session": session_table(card, windows, speakers, sets, root, bar, confident)}
     return out
 
 
@@ -501,6 +505,18 @@ def speaker_markdown(report: dict) -> str:
             for k, v in by_k.items():
                 lines.append(f"| {model} | {name} | {k.split('=')[1]} | {v['enroll_seconds']['mean']:.1f} | "
                              f"{v['named_right']['mean']:.3f} | {v['strangers_unknown']['mean']:.3f} |")
+    lines += ["", "A long session with and without `--adapt-profiles` (N = 4 enrolled from 3 utterances, then every other "
+                  "utterance of the set in random order, decided one after another; second half of the session; mean "
+                  "over draws): enrolled named right / strangers called unknown, and utterances that moved a profile:", "",
+              "| model | set | fixed profiles | adapted profiles | utterances adapted |", "|---|---|---:|---:|---:|"]
+    for model, r in report.items():
+        for name, modes in (r.get("session", {}) if isinstance(r, dict) else {}).items():
+            fixed, adapted = modes["fixed"], modes["adapted"]
+            lines.append(f"| {model} | {name} | {fixed['named_right_second_half']['mean']:.3f} / "
+                         f"{fixed['strangers_unknown_second_half']['mean']:.3f} | "
+                         f"{adapted['named_right_second_half']['mean']:.3f} / "
+                         f"{adapted['strangers_unknown_second_half']['mean']:.3f} | "
+                         f"{adapted['adapted_utterances']['mean']:.0f} |")
     return "\n".join(lines) + "\n"
 
 

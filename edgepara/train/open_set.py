@@ -171,3 +171,72 @@ def open_set_table(model_card: dict, windows: dict, speakers: dict, sets: dict, 
                                        candidates=np.unique(speakers["speechocean762_test"])), bar(n))
         for n in N_ENROLLED}
     return table
+
+
+SESSION_DRAWS = 50
+
+
+def session_rates(windows: list[np.ndarray], speakers: np.ndarray, speaker_dims, bar: float, confident_bar: float,
+                  adapt: bool, n_enrolled: int = 4, draws: int = SESSION_DRAWS, seed: int = 0,
+                  enroll_from: np.ndarray | None = None) -> dict:
+    """A long session as `listen --adapt-profiles` lives it: N people enrolled (3 utterances each), then every
+    other utterance of the set, enrolled people's and strangers', in random order, decided one after another
+    at `bar`; with `adapt`, each utterance named at or above `confident_bar` moves the named profile as the live
+    head does (profiles.adapted_centroid). Named right and strangers unknown over the whole session and over its
+    second half (where adaptation has had time to act), mean and sd over draws."""
+    from ..profiles import adapted_centroid
+
+    rng = np.random.default_rng(seed)
+    utterances, unit_windows = unit_embeddings(windows, speaker_dims)
+    query_means = np.stack([w.mean(axis=0) for w in unit_windows])  # the final's mean window cosine is linear in it
+    names = np.unique(speakers)
+    eligible = np.ones(len(speakers), bool) if enroll_from is None else np.asarray(enroll_from, bool)
+    per_draw = {k: [] for k in ("named_right", "strangers_unknown", "named_right_second_half",
+                                "strangers_unknown_second_half", "adapted_utterances")}
+    for _ in range(draws):
+        enrolled = rng.choice(names, size=min(n_enrolled, len(names) - 1), replace=False)
+        centroids, used = [], np.zeros(len(speakers), bool)
+        for s in enrolled:
+            pool = np.flatnonzero((speakers == s) & eligible)
+            pool = pool if len(pool) >= 3 else np.flatnonzero(speakers == s)
+            idx = rng.choice(pool, min(3, len(pool), int(np.sum(speakers == s)) - 1), replace=False)
+            used[idx] = True
+            centroids.append(utterances[idx].mean(axis=0))  # as enroll stores it: whole vector, not unit
+        whole = np.stack(centroids)
+        anchors = whole.copy()
+        order = rng.permutation(np.flatnonzero(~used))
+        right, stranger_out, adapted = [], [], 0
+        for i in order:
+            part = speaker_part_unit(whole, speaker_dims)
+            scores = part @ query_means[i]
+            best = int(np.argmax(scores))
+            named = scores[best] >= bar
+            if speakers[i] in enrolled:
+                right.append(named and enrolled[best] == speakers[i])
+            else:
+                stranger_out.append(not named)
+            if adapt and named and scores[best] >= confident_bar:
+                new = adapted_centroid(whole[best], anchors[best], utterances[i], speaker_dims)
+                if new is not None:
+                    whole[best], adapted = new, adapted + 1
+        half_r, half_s = len(right) // 2, len(stranger_out) // 2
+        per_draw["named_right"].append(np.mean(right))
+        per_draw["strangers_unknown"].append(np.mean(stranger_out))
+        per_draw["named_right_second_half"].append(np.mean(right[half_r:]))
+        per_draw["strangers_unknown_second_half"].append(np.mean(stranger_out[half_s:]))
+        per_draw["adapted_utterances"].append(adapted)
+    return {k: {"mean": round(float(np.mean(v)), 4), "sd": round(float(np.std(v)), 4)} for k, v in per_draw.items()}
+
+
+def speaker_part_unit(centroids: np.ndarray, speaker_dims) -> np.ndarray:
+    from ..speaker import speaker_part
+
+    return _unit(speaker_part(centroids, speaker_dims))
+
+
+def session_table(model_card: dict, windows: dict, speakers: dict, sets: dict, root, bar, confident_bar) -> dict:
+    """Accuracy over a long session with and without `--adapt-profiles`, N = 4, on each speaker group."""
+    dims = model_card.get("speaker_dims")
+    return {name: {mode: session_rates(w, spk, dims, bar(4), confident_bar(4), mode == "adapted", enroll_from=enroll_from)
+                   for mode in ("fixed", "adapted")}
+            for name, (w, spk, enroll_from) in _groups(windows, speakers, sets, root).items()}
