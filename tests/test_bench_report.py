@@ -3,7 +3,7 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from edgepara.train.bench import ablation_summary, seed_summary  # noqa: E402
+from edgepara.train.bench_report import ablation_summary, seed_summary  # noqa: E402
 
 
 def _result(ravdess: float, eer: float) -> dict:
@@ -42,7 +42,7 @@ def test_the_emotion_tables_and_targets_come_from_the_committed_run():
     import json
     from pathlib import Path
 
-    from edgepara.train.bench import against_emotion_targets
+    from edgepara.train.bench_targets import against_emotion_targets
     from edgepara.train.emotion_bench import markdown
 
     report = json.loads((Path(__file__).resolve().parents[1] / "bench" / "results.json").read_text())["emotion"]
@@ -59,11 +59,12 @@ def test_the_open_set_table_renders_from_the_committed_run():
     import json
     from pathlib import Path
 
-    from edgepara.train.bench import speaker_markdown
+    from edgepara.train.bench_report import speaker_markdown
 
     report = json.loads((Path(__file__).resolve().parents[1] / "bench" / "results.json").read_text())
     text = speaker_markdown(report["speaker_open_set"])
     card = json.loads((Path(__file__).resolve().parents[1] / "heads" / "edgepara-small" / "speaker.json").read_text())
     adults = card["metrics"]["open_set_identification"]["speechocean762_test_adults"]["N=4"]
-    assert f"| edgepara-small ({card['threshold']:.3f}) | speechocean762_test_adults | 4 | " \
+    bar = card["metrics"]["cosine_bar"]["N=4"]
+    assert f"| edgepara-small ({card['false_accept']}) | speechocean762_test_adults | 4 ({bar:.3f}) | " \
            f"{adults['named_right']['mean']:.3f} |" in text  # the bench and the card agree

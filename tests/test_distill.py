@@ -80,7 +80,7 @@ def test_distill_end_to_end_shipped_sizes(tmp_path, tiny_data_root):
     from edgepara.runtime import Embedder
     from edgepara.train.distill import DistillConfig, distill
     from edgepara.train.export import inspect_tflite
-    from edgepara.train.bench import run_layout
+    from edgepara.train.bench_systems import run_layout
     from edgepara.train.student import SIZES, build_backbone
 
     cfg = DistillConfig(sizes=("edgepara-tiny", "edgepara-small"), epochs=1, batch_size=8, workers=1, simulated_rooms=20)

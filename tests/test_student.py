@@ -43,7 +43,7 @@ def test_the_speaker_part_has_its_own_last_blocks(size):
 
 
 def test_a_recorded_layout_round_trips_and_old_runs_rebuild_as_one_stack(tmp_path):
-    from edgepara.train.bench import run_layout
+    from edgepara.train.bench_systems import run_layout
 
     cfg = SIZES["edgepara-tiny"]
     assert StudentConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg

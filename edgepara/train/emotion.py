@@ -173,7 +173,8 @@ def choose_threshold(finals: list, y: np.ndarray, rate: float = CERTAIN_RATE) ->
 
 def corpus_features(system: tuple, root: Path, cache: Path, log=print) -> dict[str, np.ndarray]:
     """One system's utterance embeddings of every labelled corpus (cached beside `bench quality`'s)."""
-    from .bench import Item, features
+    from .bench_sets import Item
+    from .bench_systems import features
 
     return {corpus: features(system, [Item(u) for u in labelled_rows(corpus, root)], cache, set_name, log=log)
             for corpus, set_name in SET_NAMES.items()}

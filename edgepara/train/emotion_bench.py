@@ -142,7 +142,7 @@ def emotion_quality(systems: dict, root: Path, cache: Path, log=print) -> tuple[
     """Every system's probe tables, and for each shipped model the live tables. Returns (report, the heads
     fitted per model)."""
     from ..assets import available_models
-    from .bench import split_whisper_rows
+    from .bench_systems import split_whisper_rows
     from .emotion import corpus_features
 
     per_system = {name: corpus_features(sys_, root, cache, log) for name, sys_ in systems.items()}

@@ -8,7 +8,9 @@ import numpy as np
 
 from ..assets import heads_dir, resolve_model
 from ..heads import save_probe
-from .bench import Item, evaluate_mask, features, int8_system, mask_design, mask_items
+from .bench_sets import Item, mask_items
+from .bench_systems import features, int8_system
+from .bench_tasks import evaluate_mask, mask_design
 from .masks import HELD_OUT_MASK, MASK_TYPES, curves_path, load_curves
 from .data import data_root as find_data_root, load_manifest
 from .probes import fit_probe, scores

@@ -128,7 +128,7 @@ def speaker_sets(model: str, cache, root, log=print) -> tuple[dict, dict, dict]:
 def _groups(windows: dict, speakers: dict, sets: dict, root) -> dict:
     """name -> (windows, speakers, rows enrollment may use): RAVDESS test actors enrolled from neutral/calm and
     queried across emotions, speechocean762 test children and adults apart, emospeech_in's phones."""
-    from .bench import speechocean_ages
+    from .bench_sets import speechocean_ages
 
     ages = speechocean_ages(root)
     neutral = np.array([u.label in ("neutral", "calm") for u in sets["ravdess_test"]])

@@ -1,0 +1,194 @@
+"""What `bench quality` reports: retention against the teachers, the seed and ablation summaries, the tables of
+results.md and the size/quality plot."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..assets import available_models
+from .bench_systems import ablation_name
+
+
+def speaker_markdown(report: dict) -> str:
+    lines = ["", "Open-set speaker identification at the shipped false-accept rate (live decision: the cosine bar "
+                 "for N people enrolled from the model's impostor curve; mean over random draws of who is enrolled): "
+                 "enrolled named right / named wrong / strangers called unknown:", "",
+             "| model (false-accept rate) | set | N (cosine bar) | named right | named wrong | strangers unknown |",
+             "|---|---|---:|---:|---:|---:|"]
+    for model, r in report.items():
+        if not isinstance(r, dict):
+            continue
+        for name, by_n in r["open_set"].items():
+            for n, v in by_n.items():
+                lines.append(f"| {model} ({r['false_accept']}) | {name} | {n[2:]} ({r['thresholds'][n]:.3f}) | "
+                             f"{v['named_right']['mean']:.3f} | {v['named_wrong']['mean']:.3f} | "
+                             f"{v['strangers_unknown']['mean']:.3f} |")
+    lines += ["", "Against seconds of enrollment speech (N = 4; a profile of 1, 2, 3 or 5 utterances; mean seconds of "
+                  "speech per profile): enrolled named right / strangers called unknown:", "",
+              "| model | set | utterances | seconds | named right | strangers unknown |", "|---|---|---:|---:|---:|---:|"]
+    for model, r in report.items():
+        for name, by_k in (r.get("by_enrollment_speech", {}) if isinstance(r, dict) else {}).items():
+            for k, v in by_k.items():
+                lines.append(f"| {model} | {name} | {k.split('=')[1]} | {v['enroll_seconds']['mean']:.1f} | "
+                             f"{v['named_right']['mean']:.3f} | {v['strangers_unknown']['mean']:.3f} |")
+    lines += ["", "A long session with and without `--adapt-profiles` (N = 4 enrolled from 3 utterances, then every other "
+                  "utterance of the set in random order, decided one after another; second half of the session; mean "
+                  "over draws): enrolled named right / strangers called unknown, and utterances that moved a profile:", "",
+              "| model | set | fixed profiles | adapted profiles | utterances adapted |", "|---|---|---:|---:|---:|"]
+    for model, r in report.items():
+        for name, modes in (r.get("session", {}) if isinstance(r, dict) else {}).items():
+            fixed, adapted = modes["fixed"], modes["adapted"]
+            lines.append(f"| {model} | {name} | {fixed['named_right_second_half']['mean']:.3f} / "
+                         f"{fixed['strangers_unknown_second_half']['mean']:.3f} | "
+                         f"{adapted['named_right_second_half']['mean']:.3f} / "
+                         f"{adapted['strangers_unknown_second_half']['mean']:.3f} | "
+                         f"{adapted['adapted_utterances']['mean']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+# (column title, result key, metric or None) of the main table
+COLUMNS = (
+    ("RAVDESS acc", "ravdess_emotion", "accuracy"),
+    ("EmoDB LOSO acc", "emodb_emotion", "accuracy"),
+    ("zero-shot RAVDESS→EmoDB UAR", "zero_shot_ravdess_to_emodb_uar", None),
+    ("rooms+noise acc", "robustness_rooms_noise_10db", "accuracy"),
+    ("rooms+noise / clean", "robustness_rooms_noise_10db", "ratio_to_clean"),
+    ("mask UAR held-out (sim.)", "mask_simulated_uar", "test_held_out"),
+    ("RAVDESS spk-ID across emotions", "ravdess_speaker_id_across_emotions", None),
+    ("RAVDESS EER", "ravdess_verification_eer", None),
+    ("speechocean762 EER children / adults", ("speechocean762_children_eer", "speechocean762_adults_eer"), None),
+    ("speechocean762 spk-ID children / adults", ("speechocean762_children_speaker_id", "speechocean762_adults_speaker_id"), None),
+    ("emospeech_in EER / spk-ID", ("emospeech_in_eer", "emospeech_in_speaker_id"), None),
+    ("FSDD spk acc", "fsdd_speaker", "accuracy"),
+)
+HIGHER_IS_BETTER = ("ravdess_emotion.accuracy", "ravdess_emotion.uar", "emodb_emotion.accuracy",
+                    "zero_shot_ravdess_to_emodb_uar", "robustness_rooms_noise_10db.accuracy",
+                    "mask_simulated_uar.test_held_out", "ravdess_speaker_id_across_emotions",
+                    "speechocean762_adults_speaker_id", "speechocean762_children_speaker_id",
+                    "emospeech_in_speaker_id", "fsdd_speaker.accuracy")
+EER_KEYS = ("ravdess_verification_eer", "speechocean762_children_eer", "speechocean762_adults_eer", "emospeech_in_eer")
+
+
+def _value(r: dict, dotted: str):
+    key, _, metric = dotted.partition(".")
+    value = r.get(key)
+    return value.get(metric) if isinstance(value, dict) and metric else (None if isinstance(value, dict) else value)
+
+
+def retention(results: dict) -> dict:
+    """Student score / concatenated-teacher score for each higher-is-better task; for each EER, points above
+    resemblyzer (the speaker teacher; lower EER is better)."""
+    ref, rz = results["teachers_concat"], results["resemblyzer"]
+    out = {}
+    for system, r in results.items():
+        if "edgepara" not in system:
+            continue
+        row = {k: round(_value(r, k) / _value(ref, k), 3) for k in HIGHER_IS_BETTER
+               if _value(r, k) is not None and _value(ref, k)}
+        row.update({f"{k}_minus_resemblyzer_points": round(100 * (r[k] - rz[k]), 1) for k in EER_KEYS})
+        out[system] = row
+    return out
+
+
+def _cell(r: dict, key, metric) -> str:
+    keys = key if isinstance(key, tuple) else (key,)
+    values = [_value(r, f"{k}.{metric}" if metric else k) for k in keys]
+    return " / ".join("-" if v is None else f"{v:.3f}" for v in values)
+
+
+SEED_VARIANT = re.compile(r"seed-(\d+)")  # `scripts/ablation.sh seed-N`: the shipped configuration, seed N
+SEED_METRICS = HIGHER_IS_BETTER + ("robustness_rooms_noise_10db.ratio_to_clean",) + EER_KEYS
+
+
+def ablation_runs(results: dict, model: str) -> dict[str, dict]:
+    """variant -> results, for the ablation rows of one model (named by `ablation_name`)."""
+    row = re.compile(re.escape(ablation_name("VARIANT", model)).replace("VARIANT", "(.+)"))
+    return {match.group(1): r for name, r in results.items() if (match := row.fullmatch(name))}
+
+
+def seed_summary(results: dict) -> dict:
+    """Mean and sd (n - 1) over seeds of each model's shipped configuration, float: seed 0 is the shipped run
+    (`MODEL float`), the others are `scripts/ablation.sh seed-N` runs."""
+    out = {}
+    for model in available_models():
+        runs = {0: results.get(f"{model} float")}
+        for variant, r in ablation_runs(results, model).items():
+            if seed := SEED_VARIANT.fullmatch(variant):
+                runs[int(seed.group(1))] = r
+        runs = {seed: r for seed, r in sorted(runs.items()) if r is not None}
+        if len(runs) < 2:
+            continue
+        summary = {"seeds": list(runs)}
+        for key in SEED_METRICS:
+            values = [_value(r, key) for r in runs.values()]
+            if all(v is not None for v in values):
+                summary[key] = {"mean": round(float(np.mean(values)), 4), "sd": round(float(np.std(values, ddof=1)), 4),
+                                "values": [round(float(v), 4) for v in values]}
+        out[model] = summary
+    return out
+
+
+def ablation_summary(results: dict, model: str) -> dict:
+    """The `scripts/ablation.sh` variants of one model other than its seeds (float, seed 0), on the seed metrics:
+    what each loss, teacher or schedule change did, for the card."""
+    return {variant: {key: round(float(v), 4) for key in SEED_METRICS if (v := _value(r, key)) is not None}
+            for variant, r in ablation_runs(results, model).items() if not SEED_VARIANT.fullmatch(variant)}
+
+
+def markdown_table(report: dict) -> str:
+    lines = ["| system | size | " + " | ".join(c[0] for c in COLUMNS) + " |",
+             "|---|---:|" + "---:|" * len(COLUMNS)]
+    for system, r in report["results"].items():
+        size = report["sizes_bytes"].get(system)
+        size_s = ("hand-crafted" if system == "egemaps" else "" if size is None
+                  else f"{size / 1e6:.1f} MB" if size > 1e6 else f"{size / 1e3:.0f} KB")
+        lines.append(f"| {system} | {size_s} | " + " | ".join(_cell(r, k, m) for _, k, m in COLUMNS) + " |")
+    names = list(HIGHER_IS_BETTER) + [f"{k}_minus_resemblyzer_points" for k in EER_KEYS]
+    lines += ["", f"Retention (student / teachers concatenated = {' + '.join(report['teachers_concat'])}; "
+                  "EER: points above resemblyzer):", "",
+              "| system | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for system, r in report["retention"].items():
+        lines.append(f"| {system} | " + " | ".join(str(r.get(n, "-")) for n in names) + " |")
+    if report.get("emotion"):
+        from .emotion_bench import markdown as emotion_markdown
+
+        lines.append(emotion_markdown(report["emotion"]))
+    if report.get("speaker_open_set"):
+        lines.append(speaker_markdown(report["speaker_open_set"]))
+    if report.get("seeds"):
+        lines += ["", "Seeds (shipped configuration, float; mean ± sd over the seeds listed):", "",
+                  "| model | seeds | " + " | ".join(SEED_METRICS) + " |", "|---|---|" + "---:|" * len(SEED_METRICS)]
+        for model, summary in report["seeds"].items():
+            cells = [f"{summary[k]['mean']:.3f} ± {summary[k]['sd']:.3f}" if k in summary else "-" for k in SEED_METRICS]
+            lines.append(f"| {model} | {', '.join(map(str, summary['seeds']))} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for ax, (task, metric) in zip(axes, (("ravdess_emotion", "accuracy"), ("emodb_emotion", "accuracy"),
+                                         ("fsdd_speaker", "accuracy"))):
+        for system, r in report["results"].items():
+            size = report["sizes_bytes"].get(system)
+            if system == "egemaps":
+                ax.axhline(r[task][metric], ls="--", color="grey", lw=1)
+                ax.text(2e4, r[task][metric], " eGeMAPS", va="bottom", fontsize=8, color="grey")
+                continue
+            if size is None:
+                continue
+            ax.scatter(size, r[task][metric], color="tab:red" if "edgepara" in system else "tab:blue")
+            ax.annotate(system, (size, r[task][metric]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("model size (bytes)")
+        ax.set_title(f"{task} {metric}")
+    axes[0].set_ylabel("score")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

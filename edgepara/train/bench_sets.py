@@ -1,0 +1,107 @@
+"""What `bench quality` measures on: the evaluation corpora and speechocean762's ages, RAVDESS through held-out
+rooms and noise, and RAVDESS through simulated masks."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import read_audio
+from .augment import Corruptor, add_noise_at_snr
+from .data import Utterance, load_manifest, noise_paths, room_paths
+from .masks import MASK_TYPES, apply_mask, curves_path, load_curves
+
+
+def corpus(root: Path) -> dict[str, list]:
+    """Every evaluation set: the emotion/speaker corpora, and the held-out speakers of the newer sets."""
+    data = {name: load_manifest(name, root) for name in ("ravdess", "emodb", "fsdd")}
+    data["speechocean762"] = [u for u in load_manifest("speechocean762", root) if u.split == "test"]
+    emospeech = [u for u in load_manifest("emospeech_in", root) if u.split == "val"]
+    counts = {s: sum(u.speaker == s for u in emospeech) for s in {u.speaker for u in emospeech}}
+    data["emospeech_in"] = [u for u in emospeech if counts[u.speaker] >= 4]  # 3 to enroll, >= 1 to verify
+    return data
+
+
+def speechocean_ages(root: Path) -> dict[str, int]:
+    import csv
+
+    with open(root / "speechocean762" / "manifest.csv", newline="") as f:
+        return {r["speaker"]: int(r["age"]) for r in csv.DictReader(f)}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One utterance as a system hears it: clean, or through a simulated mask (seeded per utterance)."""
+
+    utterance: Utterance
+    mask: str | None = None
+    room_noise: tuple[str, str] | None = None  # (room file, noise file) for the robustness set
+
+    def audio(self, curves: dict | None = None) -> np.ndarray:
+        audio = read_audio(self.utterance.path)
+        if self.room_noise is not None:
+            seed = int(hashlib.sha1(f"{self.utterance.path.name}|{self.room_noise}".encode()).hexdigest()[:8], 16)
+            return through_room_and_noise(audio, *self.room_noise, np.random.default_rng(seed))
+        if self.mask is None:
+            return audio
+        seed = int(hashlib.sha1(f"{self.utterance.path.name}|{self.mask}".encode()).hexdigest()[:8], 16)
+        return apply_mask(audio, *curves[self.mask], rng=np.random.default_rng(seed))
+
+
+ROBUST_SNR_DB = 10.0
+
+
+@lru_cache(maxsize=16)
+def _room_only(room: str) -> Corruptor:
+    return Corruptor([], [room], p_room=1.0, p_noise=0.0, p_codec=0.0, gain_db=(0.0, 0.0))
+
+
+@lru_cache(maxsize=16)
+def _noise_recording(noise: str) -> np.ndarray:
+    return read_audio(noise)
+
+
+def through_room_and_noise(audio: np.ndarray, room: str, noise: str, rng: np.random.Generator) -> np.ndarray:
+    """A measured room response, then real noise at 10 dB SNR (a random stretch of the noise file)."""
+    reverberant = _room_only(room)(audio, rng)
+    noise_audio = _noise_recording(noise)
+    start = int(rng.integers(0, max(1, len(noise_audio) - len(audio))))
+    return add_noise_at_snr(reverberant, noise_audio[start : start + len(audio)], ROBUST_SNR_DB)
+
+
+def robust_items(ravdess: list[Utterance], root: Path) -> list[Item]:
+    """RAVDESS test actors, each utterance through one held-out room and one held-out noise (never heard in
+    distillation), chosen per utterance."""
+    rooms, noises = room_paths(root, "eval"), noise_paths(root, "eval")
+    test = [u for u in ravdess if u.split == "test"]
+    return [Item(u, room_noise=(str(rooms[i % len(rooms)]), str(noises[(i // len(rooms)) % len(noises)])))
+            for i, u in enumerate(test)]
+
+
+def mask_items(ravdess: list[Utterance]) -> list[Item]:
+    """RAVDESS repetition 1 (720 utterances, all 24 actors), clean and through each of the four masks."""
+    first_takes = [u for u in ravdess if u.path.name.split("-")[5] == "01"]
+    return [Item(u, m) for m in (None,) + MASK_TYPES for u in first_takes]
+
+
+@dataclass
+class EvaluationSets:
+    """The clean evaluation sets (with RAVDESS through held-out rooms and noise), speechocean762's ages, and
+    RAVDESS through simulated masks (empty when not wanted) with the mask curves."""
+
+    data: dict
+    ages: dict
+    sets: dict
+    masked: list
+    curves: dict
+
+
+def evaluation_sets(root: Path, with_masks: bool = True) -> EvaluationSets:
+    data = corpus(root)
+    sets = {name: [Item(u) for u in rows] for name, rows in data.items()}
+    sets["ravdess_robust"] = robust_items(data["ravdess"], root)
+    return EvaluationSets(data, speechocean_ages(root), sets, mask_items(data["ravdess"]) if with_masks else [],
+                          load_curves(str(curves_path(root))))
