@@ -15,8 +15,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from .errors import (EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, EXIT_RUNTIME, EXIT_USAGE, INTERRUPTED,
                      DeviceError, EdgeparaError, MissingExtraError, NoSpeechError, UsageError)
-from .options import (COSINE, FALSE_ACCEPT, PROBABILITY, int_at_least, mqtt_device, mqtt_prefix, mqtt_url, number_at_least,
-                      positive_int, positive_int_list, speaker_name)
+from .options import (COSINE, FALSE_ACCEPT, PROBABILITY, int_at_least, mqtt_device, mqtt_discovery_prefix, mqtt_prefix,
+                      mqtt_url, number_at_least, positive_int, positive_int_list, speaker_name, wyoming_url)
 from .stream.sinks import OutputClosedError
 
 DEFAULT_HEAD = "emotion"
@@ -124,18 +124,23 @@ STOP_TIMEOUT_S = 2.0  # after Ctrl-C/SIGTERM, how long a silent source (a stalle
 class _StopOnSignals:
     """While listening, Ctrl-C (SIGINT) and SIGTERM ask the stream to stop instead of killing the loop, so the
     open utterance still gets its speech_end and final predictions; the command then exits 128 + signal.
-    A second signal quits at once (KeyboardInterrupt). Only the main thread can install signal handlers."""
+    A second signal quits at once (KeyboardInterrupt). Only the main thread can install signal handlers.
+    A source with `interrupt()` (the Wyoming source, which may be waiting to reconnect) is also told to end at once,
+    so the stop does not wait STOP_TIMEOUT_S for a chunk that is not coming."""
 
     SIGNALS = ("SIGINT", "SIGTERM")
 
-    def __init__(self, stream):
+    def __init__(self, stream, source=None):
         self.stream, self.received, self._previous = stream, None, {}
+        self._interrupt = getattr(source, "interrupt", None)
 
     def _handle(self, signum, frame) -> None:
         if self.received is not None:
             raise KeyboardInterrupt
         self.received = signum
         self.stream.request_stop()
+        if self._interrupt is not None:
+            self._interrupt()
 
     def __enter__(self) -> "_StopOnSignals":
         import signal
@@ -162,9 +167,9 @@ def _source(args):
 
     from .stream import source as src
 
-    chosen = [bool(args.file), bool(args.stdin), bool(args.demo)]
+    chosen = [bool(args.file), bool(args.stdin), bool(args.demo), bool(args.wyoming)]
     if sum(chosen) > 1:
-        raise UsageError("expected one input (--file, --stdin, --demo or a microphone), got several")
+        raise UsageError("expected one input (--file, --stdin, --demo, --wyoming or a microphone), got several")
     if args.demo:
         demo = Path(str(resources.files("edgepara"))) / "data" / "demo.flac"
         return src.file_source(demo, realtime=not args.fast), f"demo clip {demo.name} (RAVDESS, CC BY-NC-SA 4.0)"
@@ -177,6 +182,9 @@ def _source(args):
         raw = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
         # a WAV/FLAC header on stdin overrides --rate/--channels (stdin_source looks at the first bytes)
         return src.stdin_source(args.rate, channels=args.channels, stream=raw), "stdin"
+    if args.wyoming:  # connects now: an address with no Wyoming microphone behind it fails in one line
+        wyoming = src.wyoming_source(args.wyoming, notify=lambda message: _say(f"edgepara: wyoming: {message}"))
+        return wyoming, wyoming.description
     try:
         mic = src.MicrophoneSource(device=args.device)
     except DeviceError as err:
@@ -189,10 +197,55 @@ def _source(args):
     return mic, f"microphone {mic.description}"
 
 
-MQTT_OPTIONS = ("mqtt_prefix", "mqtt_device", "mqtt_qos", "mqtt_ca", "mqtt_config", "mqtt_queue")
+MQTT_OPTIONS = ("mqtt_prefix", "mqtt_device", "mqtt_qos", "mqtt_ca", "mqtt_config", "mqtt_queue", "mqtt_discovery",
+                "mqtt_discovery_remove")
 
 
-def _mqtt_sink(args):
+def _discovery_settings(args, pipeline=None):
+    """Home Assistant discovery for --mqtt-discovery [PREFIX] / --mqtt-discovery-remove, or None. The heads are
+    the pipeline's; without one (removing), their names are read off --head without loading the model."""
+    if args.mqtt_discovery is None and not args.mqtt_discovery_remove:
+        return None
+    from .stream.ha_discovery import DEFAULT_DISCOVERY_PREFIX, DiscoveryHead, DiscoverySettings
+
+    if pipeline is not None:
+        # an enum sensor (its labels offered in automations) for heads whose labels are their classes
+        heads = tuple(DiscoveryHead(h.name, None if hasattr(h, "label_for") else tuple(getattr(h, "classes", ()))
+                                    or None) for h in pipeline.heads)
+        model = pipeline.embedder.name
+    else:
+        heads, model = tuple(_head_names(args)), None
+    return DiscoverySettings(prefix=args.mqtt_discovery or DEFAULT_DISCOVERY_PREFIX, heads=heads, model=model,
+                             version=_version(), remove=bool(args.mqtt_discovery_remove))
+
+
+def _head_names(args) -> list[str]:
+    """The names --head gives its heads (a head file's card may name it otherwise than its file)."""
+    from .heads import ProbeHead
+    from .speaker import SPEAKER_HEAD
+
+    specs = [h.strip() for h in args.head.split(",") if h.strip()]
+    if not specs:
+        raise UsageError(f"expected one or more heads (e.g. --head emotion,mask,speaker), got {args.head!r}")
+    return [spec if spec == SPEAKER_HEAD else ProbeHead.load(spec).name for spec in specs]
+
+
+def _remove_discovery(args) -> int:
+    """--mqtt-discovery-remove: empty retained configs for this device's speaking sensor and the sensors of the
+    heads --head names, which removes them from Home Assistant; nothing is listened to."""
+    mqtt = _mqtt_sink(args)
+    if mqtt is None:  # --mqtt-discovery-remove alone: _mqtt_sink refused it already; kept for clarity
+        return 0
+    topics = mqtt.discovery_topics
+    if mqtt.close():
+        raise EdgeparaError(f"expected {mqtt.address.url} to acknowledge the removal of {len(topics)} Home "
+                            f"Assistant discovery configs, got no acknowledgement for some; run it again")
+    print(f"cleared {len(topics)} Home Assistant discovery configs of device {mqtt.device!r} (their entities "
+          f"are removed): {', '.join(topics)}", flush=True)
+    return 0
+
+
+def _mqtt_sink(args, pipeline=None):
     """The MQTT sink for `listen --mqtt URL`, or None. Credentials come only from the environment or
     --mqtt-config, never from the command line (visible to every user in `ps`)."""
     if not args.mqtt:
@@ -205,14 +258,17 @@ def _mqtt_sink(args):
     return MqttSink(args.mqtt, prefix=args.mqtt_prefix or DEFAULT_PREFIX, device=args.mqtt_device,
                     qos=DEFAULT_QOS if args.mqtt_qos is None else args.mqtt_qos, ca_file=args.mqtt_ca,
                     config=args.mqtt_config, queue_size=args.mqtt_queue,
-                    notify=lambda message: _say(f"edgepara: mqtt: {message}"))
+                    notify=lambda message: _say(f"edgepara: mqtt: {message}"),
+                    discovery=_discovery_settings(args, pipeline))
 
 
 def cmd_listen(args) -> int:
     from .stream.sinks import JsonlSink
 
+    if args.mqtt_discovery_remove:  # a one-off: clear the Home Assistant entities, listen to nothing
+        return _remove_discovery(args)
     pipeline = _build_pipeline(args)
-    mqtt = _mqtt_sink(args)  # connects now: a wrong URL, broker or password fails before any audio is opened
+    mqtt = _mqtt_sink(args, pipeline)  # connects now: a bad URL, broker or password fails before any audio is opened
     if mqtt:
         pipeline.callbacks.append(mqtt)
     if args.jsonl == "-" and sys.stdout is None:  # started with stdout closed (`>&-`): Python sets it to None
@@ -224,7 +280,7 @@ def cmd_listen(args) -> int:
     saw_speech = False
     # On a background thread, so that a signal only asks it to stop and the closing events still come.
     stream = pipeline.events(source, stop_timeout=STOP_TIMEOUT_S)
-    signals = _StopOnSignals(stream)
+    signals = _StopOnSignals(stream, source)
     try:
         if show_dashboard:
             from .dashboard import Dashboard
@@ -509,6 +565,9 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--rate", type=positive_int, default=16000, help="sample rate of --stdin audio, Hz")
     listen.add_argument("--channels", type=positive_int, default=1, help="channels of --stdin audio")
     listen.add_argument("--demo", action="store_true", help="replay the bundled speech clip (no microphone needed)")
+    listen.add_argument("--wyoming", metavar="URL", type=wyoming_url,
+                        help="tcp://HOST:PORT of a Wyoming microphone service (a Home Assistant voice satellite's "
+                             "microphone, e.g. wyoming-mic-external); reconnects when it is lost")
     listen.add_argument("--fallback-demo", action="store_true",
                         help="when no microphone is found, say so and replay the bundled clip")
     listen.add_argument("--fast", action="store_true", help="with --demo: as fast as possible, not real time")
@@ -549,6 +608,13 @@ def build_parser() -> argparse.ArgumentParser:
     mqtt.add_argument("--mqtt-queue", type=positive_int, metavar="N",
                       help="events kept while the broker is away (all but live predictions); the oldest go past N "
                            "(default: 1000)")
+    mqtt.add_argument("--mqtt-discovery", metavar="PREFIX", nargs="?", const="homeassistant",
+                      type=mqtt_discovery_prefix,
+                      help="announce this device and its heads to Home Assistant (MQTT discovery; retained configs "
+                           "under PREFIX, default homeassistant): a sensor per head, a speaking binary sensor")
+    mqtt.add_argument("--mqtt-discovery-remove", action="store_true", default=None,
+                      help="remove this device's Home Assistant entities (those of --head and speaking: empty "
+                           "retained configs under the --mqtt-discovery prefix), then exit without listening")
     listen.set_defaults(fn=cmd_listen)
 
     embed = sub.add_parser("embed", help="utterance embeddings of audio files, one row per file")

@@ -21,8 +21,9 @@ from pathlib import Path
 from .errors import UsageError
 
 SECTION = "listen"
-# Options that steer the parser or the file itself, not a listen setting.
-NOT_CONFIGURABLE = {"help", "version", "config"}
+# Options that steer the parser or the file itself, not a listen setting; and one-off actions (a service whose
+# file said mqtt-discovery-remove would exit at every start).
+NOT_CONFIGURABLE = {"help", "version", "config", "mqtt_discovery_remove"}
 
 
 def toml_parser():
@@ -80,6 +81,8 @@ def _expected_type(action: argparse.Action) -> tuple[tuple[type, ...], str]:
     """The TOML value types an option accepts, and how to say so."""
     if action.nargs == 0:  # store_true / store_false flags
         return (bool,), "true or false"
+    if action.nargs == "?" and action.const is not None:  # --mqtt-discovery [PREFIX]: true is the bare option
+        return (bool, str), "true, false or a string"
     kind = getattr(action.type, "toml_type", action.type)
     if kind is int:
         return (int,), "an integer"
@@ -94,6 +97,8 @@ def _convert(key: str, value, action: argparse.Action, where: str):
     if type(value) not in accepted:  # type(), not isinstance(): true is not an integer here
         shown = repr(value) if isinstance(value, (str, int, float, bool)) else type(value).__name__
         raise UsageError(f"{where}: {key}: expected {described}, got {shown}")
+    if type(value) is bool:  # an option whose value may be left out: true as if given bare, false as if not given
+        return action.const if value else action.default
     if action.nargs != 0 and action.type is not None and action.type not in (str, int, float):
         try:  # a validating type such as positive_int: the same rule as on the command line
             value = action.type(str(value))

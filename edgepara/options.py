@@ -107,6 +107,18 @@ def _mqtt_url(text: str) -> None:
     parse_broker_url(text)
 
 
+def _wyoming_url(text: str) -> None:
+    from .stream.wyoming import parse_wyoming_url  # tcp://HOST:PORT
+
+    parse_wyoming_url(text)
+
+
+def _mqtt_discovery_prefix(text: str) -> None:
+    from .stream.ha_discovery import check_discovery_prefix  # e.g. "homeassistant"
+
+    check_discovery_prefix(text)
+
+
 def _mqtt_prefix(text: str) -> None:
     from .stream.mqtt import _check_prefix  # e.g. "edgepara" or "home/robots"
 
@@ -126,3 +138,5 @@ speaker_name = _text_check(_speaker_name)
 mqtt_url = _text_check(_mqtt_url)
 mqtt_prefix = _text_check(_mqtt_prefix)
 mqtt_device = _text_check(_mqtt_device)
+mqtt_discovery_prefix = _text_check(_mqtt_discovery_prefix)
+wyoming_url = _text_check(_wyoming_url)

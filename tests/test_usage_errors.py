@@ -29,10 +29,18 @@ BAD = [
     (["listen", "--file", CLIP, "--mqtt", ""], "--mqtt"),
     (["listen", "--file", CLIP, "--mqtt", "mqtt://localhost", "--mqtt-queue", "0"], "--mqtt-queue"),
     (["listen", "--file", CLIP, "--threads", "0"], "--threads"),
+    (["listen", "--wyoming", "http://satellite:10600"], "--wyoming"),
+    (["listen", "--wyoming", "tcp://satellite"], "--wyoming"),
+    (["listen", "--wyoming", "tcp://satellite:70000"], "--wyoming"),
+    (["listen", "--file", CLIP, "--wyoming", "tcp://127.0.0.1:10600"], "--wyoming"),
     (["listen", "--file", CLIP, "--mqtt", "mqtt://localhost", "--mqtt-prefix", "a" * 2000], "--mqtt-prefix"),
     (["listen", "--file", CLIP, "--mqtt", "mqtt://localhost", "--mqtt-prefix", "a/#"], "--mqtt-prefix"),
     (["listen", "--file", CLIP, "--mqtt", "mqtt://localhost", "--mqtt-device", "robot\x01"], "--mqtt-device"),
     (["listen", "--file", CLIP, "--mqtt", "mqtt://localhost", "--mqtt-device", "a/b"], "--mqtt-device"),
+    (["listen", "--file", CLIP, "--mqtt-discovery"], "--mqtt-discovery"),
+    (["listen", "--file", CLIP, "--mqtt-discovery-remove"], "--mqtt-discovery-remove"),
+    (["listen", "--file", CLIP, "--mqtt", "mqtt://localhost", "--mqtt-discovery", "home/+"], "--mqtt-discovery"),
+    (["listen", "--file", CLIP, "--mqtt", "mqtt://localhost", "--mqtt-discovery", "$SYS"], "--mqtt-discovery"),
     (["enroll", "bad/name", CLIP], "name"),
     (["enroll", "alice"], "--seconds"),
     (["enroll", "alice", "--seconds", "-1"], "--seconds"),
@@ -62,6 +70,10 @@ BAD_CONFIG = [
     ('adaptation = "sometimes"', "adaptation"),
     ('rate = 0', "rate"),
     ('mqtt = "bogus://x"', "mqtt"),
+    ('mqtt-discovery = "a//b"', "mqtt-discovery"),
+    ('mqtt-discovery = 3', "mqtt-discovery"),
+    ('mqtt-discovery-remove = true', "unknown key"),  # a one-off action, not a setting
+    ('wyoming = "tcp://satellite"', "wyoming"),
 ]
 
 

@@ -6,6 +6,11 @@ Topics (PREFIX defaults to "edgepara", DEVICE to this host's name):
     PREFIX/DEVICE/events   speech_start, speech_end, overflow
     PREFIX/DEVICE/status   "online" / "offline", retained; "offline" is also the broker-sent last will
 
+With `discovery=DiscoverySettings(...)` the sink also announces the device to Home Assistant (ha_discovery.py):
+its retained discovery configs go out on every connection, the first and each reconnect (Home Assistant or the
+broker may have restarted meanwhile), before "online"; `DiscoverySettings(remove=True)` publishes empty configs
+instead, which removes the entities.
+
 Each payload is one JSON object, byte for byte the line JsonlSink writes (without the newline).
 
 Delivery: final predictions and speech/overflow events ("durable" events) are kept in a bounded queue while the
@@ -36,6 +41,7 @@ from urllib.parse import urlsplit
 
 from ..config import toml_parser
 from ..errors import EdgeparaError, MissingExtraError
+from .ha_discovery import DiscoverySettings, check_discovery_prefix, config_messages
 from .sinks import event_to_json
 
 DEFAULT_PREFIX = "edgepara"
@@ -251,7 +257,8 @@ class MqttSink:
                  username: str | None = None, password: str | None = None, queue_size: int | None = None,
                  flush_timeout_s: float | None = None, connect_timeout_s: float = 5.0,
                  reconnect_min_s: float = 0.5, reconnect_max_s: float = 30.0, keepalive_s: int = 30,
-                 client_id: str | None = None, notify: Callable[[str], None] | None = None):
+                 client_id: str | None = None, notify: Callable[[str], None] | None = None,
+                 discovery: DiscoverySettings | None = None):
         self.address = parse_broker_url(url)
         settings = read_config(config) if config else {}
         self.prefix = _check_prefix(prefix)
@@ -271,6 +278,8 @@ class MqttSink:
         self.reconnect_min_s, self.reconnect_max_s = float(reconnect_min_s), float(reconnect_max_s)
         self.connect_timeout_s = float(connect_timeout_s)
         self._notify = notify or log.warning
+        self.discovery = discovery
+        self._discovery_messages = self._make_discovery_messages(discovery) if discovery is not None else []
 
         self._lock = threading.Lock()
         self._queue: deque[_Message] = deque()
@@ -278,7 +287,7 @@ class MqttSink:
         self._connected = False
         self._connect_result = None  # the CONNACK reason code of the attempt under way
         self._lost_reason = ""
-        self._announce = False  # publish "online" on the status topic at the next chance
+        self._announce = False  # publish the discovery configs and "online" at the next chance
         self._stop = threading.Event()
         self._flush_deadline = float("inf")  # set by close()
         self._closed = False
@@ -297,7 +306,15 @@ class MqttSink:
 
     def topic_for(self, event) -> str:
         if event.type == "prediction":
-            return f"{self.prefix}/{self.device}/{_topic_level(str(event.head), 'head name', fix=True)}"
+            return self.head_topic(event.head)
+        return self.events_topic
+
+    def head_topic(self, head: str) -> str:
+        """Where the predictions of this head go."""
+        return f"{self.prefix}/{self.device}/{_topic_level(str(head), 'head name', fix=True)}"
+
+    @property
+    def events_topic(self) -> str:
         return f"{self.prefix}/{self.device}/{EVENTS_LEVEL}"
 
     @property
@@ -372,6 +389,18 @@ class MqttSink:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    @property
+    def discovery_topics(self) -> list[str]:
+        """The Home Assistant discovery config topics this sink publishes (or clears), in order."""
+        return [topic for topic, _ in self._discovery_messages]
+
+    def _make_discovery_messages(self, settings: DiscoverySettings) -> list[tuple[str, bytes]]:
+        check_discovery_prefix(settings.prefix)
+        return config_messages(settings, device=self.device,
+                               state_topics={h.name: self.head_topic(h.name) for h in settings.heads_info},
+                               events_topic=self.events_topic, status_topic=self.status_topic,
+                               qos=max(self.qos, 1))
 
     # -- connection --------------------------------------------------------------------------------------
 
@@ -485,8 +514,16 @@ class MqttSink:
 
     def _publish_queued(self) -> None:
         if self._announce:
+            # Discovery configs first, so that Home Assistant knows the entities before it hears "online"; they
+            # count as durable (close() waits for them: `--mqtt-discovery-remove` ends right after).
+            for topic, payload in self._discovery_messages:
+                info = self._client.publish(topic, payload, qos=max(self.qos, 1), retain=True)
+                with self._lock:
+                    if not info.is_published():
+                        self._in_flight[info.mid] = True
             self._announce = False
-            self._client.publish(self.status_topic, b"online", qos=max(self.qos, 1), retain=True)
+            if not (self.discovery is not None and self.discovery.remove):
+                self._client.publish(self.status_topic, b"online", qos=max(self.qos, 1), retain=True)
         while True:
             with self._lock:
                 if not self._queue or len(self._in_flight) >= MAX_IN_FLIGHT or not self._connected:
@@ -502,6 +539,8 @@ class MqttSink:
                     self.dropped += 1
 
     def _drained(self) -> bool:
+        if self._announce and self._discovery_messages:  # connected, the configs not yet handed to paho
+            return False
         with self._lock:
             return not self._queue and not any(self._in_flight.values())
 

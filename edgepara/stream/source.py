@@ -24,12 +24,21 @@ from ..resample import BoundaryConverter, StreamingResampler, float_to_int16
 __all__ = ["DEFAULT_CHUNK", "file_source", "stdin_source", "iterable_source", "rechunk", "ForwardReader",
            # re-exported: the README and demos import these from here
            "MicrophoneSource", "InputDevice", "list_input_devices", "StreamingResampler", "BoundaryConverter",
-           "float_to_int16"]
+           "float_to_int16", "wyoming_source", "WyomingSource"]
 
 DEFAULT_CHUNK = 480  # 30 ms: one webrtcvad frame at the default frame_ms
 AUDIO_MAGIC = {b"RIFF": "WAV", b"RF64": "WAV", b"fLaC": "FLAC", b"OggS": "Ogg"}
 DECODED_PIPE_BLOCK_S = 0.25  # read size of FLAC/Ogg/other encoded audio arriving through a pipe
 STREAM_HISTORY = 1 << 20  # bytes of a piped file kept for the decoder to seek back over (its header)
+
+
+def __getattr__(name: str):
+    # re-exported lazily: stream/wyoming.py (a Home Assistant satellite's microphone) imports this module
+    if name in ("wyoming_source", "WyomingSource"):
+        from . import wyoming
+
+        return getattr(wyoming, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _check_chunk_size(chunk) -> int:
