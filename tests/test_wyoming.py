@@ -352,3 +352,14 @@ def test_a_wyoming_service_without_audio_is_one_error():
 def test_bad_urls_are_refused_before_connecting(url):
     with pytest.raises(UsageError, match="tcp://HOST:PORT"):
         wyoming_source(url)
+
+
+@pytest.mark.parametrize("width", [5, 0])
+def test_an_unsupported_sample_width_is_one_line(width):
+    """A service announcing 40-bit (or 0-byte) samples: listen stops with one line naming what it supports."""
+    start = AudioStart(rate=SR, width=width, channels=1).event()
+    chunk = AudioChunk(rate=SR, width=width, channels=1, audio=b"\x00" * 4000).event()
+    with MicService([[start, chunk, 1.0]]) as mic:
+        r = run_cli("listen", "--wyoming", mic.url, "--no-dashboard", "--jsonl", "-")
+    assert r.returncode == 1, r.stderr
+    assert f"with a sample width of 1, 2, 3 or 4 bytes, got {width}" in one_error_line(r)
