@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The live speaker check of README: enroll 4 RAVDESS test actors from 3 neutral/calm clips each through
+# The live speaker check of docs/benchmarks.md: enroll 4 RAVDESS test actors from 3 neutral/calm clips each through
 # `edgepara enroll`, then run 4 other-emotion clips of each through `edgepara listen --file --head speaker`
 # and count right / wrong / "unknown" final predictions; then 4 clips of each of the 2 actors never enrolled
 # (23, 24), who should come out "unknown". Usage: scripts/check-speaker-live.sh [MODEL]

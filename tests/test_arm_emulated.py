@@ -26,7 +26,7 @@ pytestmark = [
 
 # armhf is not listed: there the install, the runs and the tests work, but tflite-runtime 2.14 gives window
 # embeddings up to 2 int8 steps from LiteRT's and one live (not final) label flips, so the check exits 1
-# (see the report in README, "Checked under emulation"). Run `scripts/check-arm.sh armhf` to see it.
+# (see the report in docs/benchmarks.md, "Checked under emulation"). Run `scripts/check-arm.sh armhf` to see it.
 @pytest.mark.parametrize("arch", ["arm64"])
 def test_check_arm_passes(arch: str) -> None:
     """The script exits 0 only when the install, the runs and the tests on the emulated board worked and

@@ -192,7 +192,8 @@ class Pipeline:
             confidence (strangers reach its score a hundred times more rarely than the naming bar allows) moves
             that profile 2 % of the way towards it, never further than cosine 0.95 from what was enrolled, never
             from "unknown" utterances; save_speaker_profiles() writes them (listen: `--adapt-profiles`). Off by
-            default: measured, it names a few more enrolled people and lets in more strangers (README).
+            default: measured, it names a few more enrolled people and lets in more strangers
+            (docs/benchmarks.md, "Speaker head").
         callbacks: callables that get each event (e.g. JsonlSink, MqttSink, CallbackSink, a function).
         on_error: called as on_error(callback, event, exception) when a callback raises.
         embedder: a ready edgepara.runtime.Embedder (to share one between pipelines).

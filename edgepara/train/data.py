@@ -11,7 +11,7 @@ from ..errors import EdgeparaError
 
 DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
-# Evaluation protocol (README, "Models and measured quality"): RAVDESS test actors 19-24, validation 17-18. EmoDB is evaluated
+# Evaluation protocol (docs/benchmarks.md, "Models and measured quality"): RAVDESS test actors 19-24, validation 17-18. EmoDB is evaluated
 # leave-one-speaker-out, so every EmoDB speaker is a test speaker: EmoDB never enters distillation.
 RAVDESS_TEST = {f"A{i:02d}" for i in range(19, 25)}
 RAVDESS_VAL = {"A17", "A18"}

@@ -1,4 +1,4 @@
-"""Probes on frozen embeddings, under the speaker-independent protocol (README, "Models and measured quality"):
+"""Probes on frozen embeddings, under the speaker-independent protocol (docs/benchmarks.md, "Models and measured quality"):
 standardise -> logistic regression, C chosen on validation speakers only; accuracy and UAR."""
 from __future__ import annotations
 

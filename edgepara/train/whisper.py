@@ -1,7 +1,7 @@
 """Whisper's audio encoder as a teacher, rebuilt in PyTorch from faster-whisper's CTranslate2 weights.
 
 CTranslate2 returns only the encoder's last layer, but the middle blocks carry the most paralinguistic
-signal (README, "Models and measured quality"), so the encoder is run here and every block's output is available. The port was checked
+signal (docs/benchmarks.md, "Models and measured quality"), so the encoder is run here and every block's output is available. The port was checked
 against CTranslate2's own encoder output (tests/test_whisper_teacher.py when ctranslate2 is installed).
 
 Weights: a faster-whisper model folder (`model.bin` + `config.json`). `tiny.en` resolves to the folder inside
