@@ -761,6 +761,8 @@ def main(argv: list[str] | None = None) -> int:
     if extras:
         parser.error(f"unrecognized arguments: {' '.join(extras)}")
     try:
+        if INTERRUPTED:  # a Ctrl-C while starting that Python dropped (launch.py noted it): stop before any work
+            raise KeyboardInterrupt
         return args.fn(args)
     except OutputClosedError as err:  # the JSONL reader went away: stop quietly
         return err.exit_code

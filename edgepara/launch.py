@@ -26,7 +26,8 @@ def _on_interrupt(signum, frame) -> None:
 
 def _quiet_lost_interrupt(unraisable) -> None:
     """A Ctrl-C raised where Python only reports and drops exceptions (an import's weakref callback): it is
-    noted in INTERRUPTED, which `listen` checks as it starts, so no traceback for it."""
+    noted in INTERRUPTED, which `listen` checks as it starts and every command before it runs and when it ends,
+    so no traceback for it."""
     if not isinstance(unraisable.exc_value, KeyboardInterrupt):
         sys.__unraisablehook__(unraisable)
 
@@ -47,6 +48,8 @@ def main() -> int:
         from .cli import main as cli_main
 
         code = cli_main()
+        if INTERRUPTED and code == 0:  # a Ctrl-C that Python dropped (noted above) while the command ran on
+            code = _stopped()
     except KeyboardInterrupt:
         code = _stopped()
     except (MemoryError, ImportError, OSError, SystemError) as err:  # while the libraries load
