@@ -424,6 +424,9 @@ def cmd_bench(args) -> int:
         return 0
     if args.ablation is not None and not Path(args.ablation).is_dir():  # looked at before hours of embedding
         raise UsageError(f"--ablation: expected a folder of distill runs, got {args.ablation} (not a folder)")
+    if args.what == "quality" and Path(args.cache).exists() and not Path(args.cache).is_dir():
+        raise UsageError(f"--cache: expected a folder for the embeddings (made if missing), got {args.cache} "
+                         f"(a file)")
     bench = _train_module("bench")
     if args.what == "quality" and args.tables != "all":
         bench.tables_only(args.tables, Path(args.out), Path(args.cache), Path(args.runs), data_root=args.data_root,

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import read_audio
+from ..errors import EdgeparaError
 from .augment import Corruptor, add_noise_at_snr
-from .data import Utterance, load_manifest, noise_paths, room_paths
+from .data import Utterance, load_manifest, noise_paths, read_manifest_rows, room_paths
 from .masks import MASK_TYPES, apply_mask, curves_path, load_curves
 
 
@@ -26,10 +27,12 @@ def corpus(root: Path) -> dict[str, list]:
 
 
 def speechocean_ages(root: Path) -> dict[str, int]:
-    import csv
-
-    with open(root / "speechocean762" / "manifest.csv", newline="") as f:
-        return {r["speaker"]: int(r["age"]) for r in csv.DictReader(f)}
+    rows = read_manifest_rows("speechocean762", root, columns=("speaker", "age"))
+    try:
+        return {r["speaker"]: int(r["age"]) for r in rows}
+    except ValueError as err:
+        raise EdgeparaError(f"expected whole-number ages in {root / 'speechocean762' / 'manifest.csv'}, got {err}") \
+            from None
 
 
 @dataclass(frozen=True)

@@ -42,12 +42,32 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     return path
 
 
+MANIFEST_COLUMNS = ("path", "label", "speaker", "split")
+
+
+def read_manifest_rows(dataset: str, root: Path, columns: tuple[str, ...] = MANIFEST_COLUMNS) -> list[dict]:
+    """The rows of DATASET/manifest.csv under `root`; a missing file, or one without `columns`, is one line
+    naming the file (the benchmarks and write-heads read several corpora: a data root lacking one says which)."""
+    path = root / dataset / "manifest.csv"
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+    except FileNotFoundError:
+        raise EdgeparaError(f"expected the {dataset} corpus at {path} (see ../shared/data/README), got no such "
+                            f"file") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise EdgeparaError(f"expected a readable CSV manifest at {path}, got {err}") from None
+    missing = [c for c in columns if c not in (reader.fieldnames or [])]
+    if missing:
+        raise EdgeparaError(f"expected columns {', '.join(columns)} in {path}, got none named {', '.join(missing)}")
+    return rows
+
+
 def load_manifest(dataset: str, root: Path) -> list[Utterance]:
     folder = root / dataset
-    with open(folder / "manifest.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
     utterances = []
-    for row in rows:
+    for row in read_manifest_rows(dataset, root):
         if row.get("kind") == "background":  # emospeech_in's phone background clips: noise, not speech
             continue
         split = row["split"]

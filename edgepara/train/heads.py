@@ -157,13 +157,21 @@ def window_embeddings(model: str, rows: list, cache: Path, set_name: str, log) -
     """Each utterance's speech-window embeddings (whole vectors), as the live pipeline computes them."""
     from ..assets import atomic_write
     from ..embed import embed_recording
+    from ..errors import NoSpeechError
     from ..runtime import Embedder
 
     path = cache / f"{set_name}_windows_{int8_system(model)[0]}.npz"
     if not path.exists():
         log(f"  {path.stem} ({len(rows)} utterances)")
         embedder = Embedder(model)
-        per = [embed_recording(embedder, Item(u).audio())[2] for u in rows]
+
+        def windows(u) -> np.ndarray:
+            try:
+                return embed_recording(embedder, Item(u).audio())[2]
+            except NoSpeechError as err:  # one clip of thousands: say which
+                raise NoSpeechError(f"{u.path}: {err}") from None
+
+        per = [windows(u) for u in rows]
         cache.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda tmp: np.savez(tmp, embeddings=np.concatenate(per), counts=np.array([len(p) for p in per])))
     data = np.load(path)
