@@ -4,6 +4,7 @@ import errno
 import json
 import logging
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -722,3 +723,31 @@ def test_a_centroid_no_enrollment_can_make_is_skipped_in_one_line(store, centroi
     (store.directory / "bob.json").write_text(json.dumps(dict(valid_profile_json(), centroid=centroid)))
     profiles, skipped = store.scan()
     assert profiles == [] and len(skipped) == 1 and detail in skipped[0].reason
+
+
+def _without_root_powers() -> list[str]:
+    """A command prefix under which even root obeys file modes (its capabilities to override them dropped), so
+    the permission cases run where the suite runs as root; nothing for other users."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv (util-linux) to drop the file-mode override")
+    caps = "-dac_override,-dac_read_search"
+    return [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+def test_listing_a_profile_directory_without_permission_is_one_line_through_the_cli(store, tmp_path):
+    """README: a profile directory the user may not read is one line, also from the command line (the real CLI,
+    as a user without the right to read it)."""
+    store.add("alice", embeddings(3), 4.0, SMALL)
+    store.directory.chmod(0o000)
+    try:
+        r = subprocess.run([*_without_root_powers(), sys.executable, "-m", "edgepara.cli", "speakers", "--profiles",
+                            str(store.directory)], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    finally:
+        store.directory.chmod(0o700)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 1 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert lines[0].startswith("edgepara: error: expected a readable directory of speaker profiles at "), lines[0]
