@@ -126,6 +126,7 @@ def speaker_open_set(cache: Path, root: Path, log=print) -> dict:
     from ..speaker import shipped_calibration
     from ..speaker import CONFIDENT_SHARE
     from .open_set import N_ENROLLED, enrollment_table, open_set_table, session_table, speaker_sets
+    from .turns import turn_taking
 
     out = {}
     for model in available_models():
@@ -142,5 +143,6 @@ def speaker_open_set(cache: Path, root: Path, log=print) -> dict:
         out[model] = {"false_accept": rate, "thresholds": {f"N={n}": round(bar(n), 4) for n in N_ENROLLED},
                       "open_set": open_set_table(card, windows, speakers, sets, root, bar),
                       "by_enrollment_speech": enrollment_table(card, windows, speakers, sets, root, bar),
-                      "session": session_table(card, windows, speakers, sets, root, bar, confident)}
+                      "session": session_table(card, windows, speakers, sets, root, bar, confident),
+                      "turn_taking": turn_taking(model, root, log=log)}
     return out

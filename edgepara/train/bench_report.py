@@ -9,6 +9,7 @@ import numpy as np
 
 from ..assets import available_models
 from .bench_systems import ablation_name
+from .turns import PAUSE_S
 
 
 def speaker_markdown(report: dict) -> str:
@@ -45,6 +46,17 @@ def speaker_markdown(report: dict) -> str:
                          f"{adapted['named_right_second_half']['mean']:.3f} / "
                          f"{adapted['strangers_unknown_second_half']['mean']:.3f} | "
                          f"{adapted['adapted_utterances']['mean']:.0f} |")
+    lines += ["", "Three enrolled speakers taking turns in one recording (speechocean762 test adults, 4 turns each, the "
+                  "speaker always changing; live pipeline; mean over scripts): turns that got an utterance of their "
+                  "own, utterances naming the right speaker, speaker_change events per true change:", "",
+              "| model | turns | own utterance | named right | changes reported / true |", "|---|---|---:|---:|---:|"]
+    for model, r in report.items():
+        for overlap, v in (r.get("turn_taking", {}) if isinstance(r, dict) else {}).items():
+            seconds = float(overlap.removeprefix("overlap_").removesuffix("s"))
+            turns = f"overlapping {seconds:g} s" if seconds else f"{PAUSE_S:g} s pauses"
+            lines.append(f"| {model} | {turns} | "
+                         f"{v['turns_with_own_utterance']['mean']:.3f} | {v['named_right']['mean']:.3f} | "
+                         f"{v['changes_reported_per_true_change']['mean']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
