@@ -90,6 +90,10 @@ def turn_taking(model: str, root: Path, draws: int = DRAWS, seed: int = 0, log=p
         if u.split == "test" and ages[u.speaker] >= 18:
             by_speaker.setdefault(u.speaker, []).append(u)
     by_speaker = {s: us for s, us in by_speaker.items() if len(us) >= ENROLL_UTTERANCES + TURNS_EACH}
+    if len(by_speaker) < SPEAKERS:  # a small data root: no table rather than a crash
+        log(f"  turn taking, {model}: skipped, {len(by_speaker)} speechocean762 test adults with "
+            f"{ENROLL_UTTERANCES + TURNS_EACH} utterances, {SPEAKERS} needed")
+        return {}
     rng = np.random.default_rng(seed)
     out = {}
     scripts = [_script(rng, by_speaker) for _ in range(draws)]
