@@ -29,35 +29,39 @@ def speaker_markdown(report: dict) -> str:
     lines += ["", "Against seconds of enrollment speech (N = 4; a profile of 1, 2, 3 or 5 utterances; mean seconds of "
                   "speech per profile): enrolled named right / strangers called unknown:", "",
               "| model | set | utterances | seconds | named right | strangers unknown |", "|---|---|---:|---:|---:|---:|"]
-    for model, r in report.items():
-        for name, by_k in (r.get("by_enrollment_speech", {}) if isinstance(r, dict) else {}).items():
-            for k, v in by_k.items():
-                lines.append(f"| {model} | {name} | {k.split('=')[1]} | {v['enroll_seconds']['mean']:.1f} | "
-                             f"{v['named_right']['mean']:.3f} | {v['strangers_unknown']['mean']:.3f} |")
+    for model, name, by_k in _per_model(report, "by_enrollment_speech"):
+        for k, v in by_k.items():
+            lines.append(f"| {model} | {name} | {k.split('=')[1]} | {v['enroll_seconds']['mean']:.1f} | "
+                         f"{v['named_right']['mean']:.3f} | {v['strangers_unknown']['mean']:.3f} |")
     lines += ["", "A long session with and without `--adapt-profiles` (N = 4 enrolled from 3 utterances, then every other "
                   "utterance of the set in random order, decided one after another; second half of the session; mean "
                   "over draws): enrolled named right / strangers called unknown, and utterances that moved a profile:", "",
               "| model | set | fixed profiles | adapted profiles | utterances adapted |", "|---|---|---:|---:|---:|"]
-    for model, r in report.items():
-        for name, modes in (r.get("session", {}) if isinstance(r, dict) else {}).items():
-            fixed, adapted = modes["fixed"], modes["adapted"]
-            lines.append(f"| {model} | {name} | {fixed['named_right_second_half']['mean']:.3f} / "
-                         f"{fixed['strangers_unknown_second_half']['mean']:.3f} | "
-                         f"{adapted['named_right_second_half']['mean']:.3f} / "
-                         f"{adapted['strangers_unknown_second_half']['mean']:.3f} | "
-                         f"{adapted['adapted_utterances']['mean']:.0f} |")
+    for model, name, modes in _per_model(report, "session"):
+        fixed, adapted = modes["fixed"], modes["adapted"]
+        lines.append(f"| {model} | {name} | {fixed['named_right_second_half']['mean']:.3f} / "
+                     f"{fixed['strangers_unknown_second_half']['mean']:.3f} | "
+                     f"{adapted['named_right_second_half']['mean']:.3f} / "
+                     f"{adapted['strangers_unknown_second_half']['mean']:.3f} | "
+                     f"{adapted['adapted_utterances']['mean']:.0f} |")
     lines += ["", "Three enrolled speakers taking turns in one recording (speechocean762 test adults, 4 turns each, the "
                   "speaker always changing; live pipeline; mean over scripts): turns that got an utterance of their "
                   "own, utterances naming the right speaker, speaker_change events per true change:", "",
               "| model | turns | own utterance | named right | changes reported / true |", "|---|---|---:|---:|---:|"]
-    for model, r in report.items():
-        for overlap, v in (r.get("turn_taking", {}) if isinstance(r, dict) else {}).items():
-            seconds = float(overlap.removeprefix("overlap_").removesuffix("s"))
-            turns = f"overlapping {seconds:g} s" if seconds else f"{PAUSE_S:g} s pauses"
-            lines.append(f"| {model} | {turns} | "
-                         f"{v['turns_with_own_utterance']['mean']:.3f} | {v['named_right']['mean']:.3f} | "
-                         f"{v['changes_reported_per_true_change']['mean']:.3f} |")
+    for model, overlap, v in _per_model(report, "turn_taking"):
+        seconds = float(overlap.removeprefix("overlap_").removesuffix("s"))
+        turns = f"overlapping {seconds:g} s" if seconds else f"{PAUSE_S:g} s pauses"
+        lines.append(f"| {model} | {turns} | {v['turns_with_own_utterance']['mean']:.3f} | "
+                     f"{v['named_right']['mean']:.3f} | {v['changes_reported_per_true_change']['mean']:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def _per_model(report: dict, key: str):
+    """(model, name, value) for each entry of each model's `key` table (other entries, e.g. the command, skipped)."""
+    for model, r in report.items():
+        if isinstance(r, dict):
+            for name, value in r.get(key, {}).items():
+                yield model, name, value
 
 
 # (column title, result key, metric or None) of the main table
