@@ -26,7 +26,7 @@ from .profiles import UNKNOWN_SPEAKER, Profile, ProfileStore, describe_model, mo
 
 DEFAULT_THRESHOLD = 0.7  # cosine; used when no shipped heads/speaker.json calibrates one
 DEFAULT_FALSE_ACCEPT = 0.03  # strangers' utterances named as someone, when the card does not say
-CONFIDENT_SHARE = 0.01  # profile adaptation: a hundredth of the false-accept rate (see SpeakerHead.confident_bar)
+CONFIDENT_SHARE = 0.01  # profile adaptation: a hundredth of the false-accept rate (see decision_bars)
 SPEAKER_HEAD_CARD = "speaker.json"
 SPEAKER_HEAD = "speaker"  # the head name that means "identify enrolled speakers" (Pipeline(heads=[...]), --head)
 
@@ -95,13 +95,12 @@ class SpeakerHead:
             if curve is None:
                 raise ProfileError("expected an impostor curve with a false-accept rate (the model's speaker.json "
                                    "carries one), got none")
-            threshold = curve.cosine_for(false_accept, len(profiles))
-        _check_threshold(threshold, "threshold")
+        else:
+            _check_threshold(threshold, "threshold")
         self.false_accept = None if false_accept is None else float(false_accept)
-        # `listen --adapt-profiles` moves a profile only on utterances strangers reach a hundred times more rarely
-        # than the naming bar allows (a fixed cosine bar: 0.1 above it)
-        self.confident_bar = (curve.cosine_for(self.false_accept * CONFIDENT_SHARE, len(profiles)) if curve is not None
-                              and self.false_accept is not None else min(1.0, float(threshold) + 0.1))
+        threshold, self.confident_bar = decision_bars(
+            float(threshold) if false_accept is None else (self.false_accept, curve), len(profiles))
+        _check_threshold(threshold, "threshold")  # also the bar a curve gave
         models = {(p.model, p.model_sha256, p.dim) for p in profiles}
         if len(models) > 1:
             described = " and ".join(sorted(describe_model(*m) for m in models)[:2])
@@ -251,13 +250,20 @@ def shipped_calibration(embedder_card: dict | None = None) -> "tuple[float, Impo
     return float(card["threshold"])
 
 
+def decision_bars(calibration: "tuple[float, ImpostorCurve] | float", n_profiles: int) -> tuple[float, float]:
+    """(naming bar, confident bar) in cosine for a head with `n_profiles` under `calibration` (a false-accept
+    rate with its impostor curve, or a fixed cosine). `listen --adapt-profiles` moves a profile only at the
+    confident bar: where strangers reach a hundred times more rarely than the naming bar allows (a fixed cosine:
+    0.1 above it)."""
+    if isinstance(calibration, float):
+        return calibration, min(1.0, calibration + 0.1)
+    rate, curve = calibration
+    return curve.cosine_for(rate, n_profiles), curve.cosine_for(rate * CONFIDENT_SHARE, n_profiles)
+
+
 def shipped_threshold(embedder_card: dict | None = None, n_profiles: int = 4) -> float:
     """The cosine bar the shipped calibration sets for `n_profiles` enrolled people."""
-    calibration = shipped_calibration(embedder_card)
-    if isinstance(calibration, float):
-        return calibration
-    rate, curve = calibration
-    return curve.cosine_for(rate, n_profiles)
+    return decision_bars(shipped_calibration(embedder_card), n_profiles)[0]
 
 
 def equal_error_rate(scores, labels) -> tuple[float, float]:

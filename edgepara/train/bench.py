@@ -123,8 +123,7 @@ def speaker_open_set(cache: Path, root: Path, log=print) -> dict:
     """Each shipped model's open-set identification at its shipped calibration, as the live head decides
     (train/open_set.py: the same sets and draws as the speaker card): the default false-accept rate, turned
     into the cosine bar for each number of people enrolled."""
-    from ..speaker import shipped_calibration
-    from ..speaker import CONFIDENT_SHARE
+    from ..speaker import decision_bars, shipped_calibration
     from .open_set import N_ENROLLED, enrollment_table, open_set_table, session_table, speaker_sets
     from .turns import turn_taking
 
@@ -132,13 +131,14 @@ def speaker_open_set(cache: Path, root: Path, log=print) -> dict:
     for model in available_models():
         _, card = resolve_model(model)
         calibration = shipped_calibration(card)
-        if isinstance(calibration, float):
-            rate, bar = None, (lambda n, fixed=calibration: fixed)
-            confident = (lambda n, fixed=calibration: min(1.0, fixed + 0.1))
-        else:
-            rate, curve = calibration
-            bar = (lambda n, rate=rate, curve=curve: curve.cosine_for(rate, n))
-            confident = (lambda n, rate=rate, curve=curve: curve.cosine_for(rate * CONFIDENT_SHARE, n))
+        rate = None if isinstance(calibration, float) else calibration[0]
+
+        def bar(n: int, calibration=calibration) -> float:
+            return decision_bars(calibration, n)[0]
+
+        def confident(n: int, calibration=calibration) -> float:
+            return decision_bars(calibration, n)[1]
+
         windows, speakers, sets = speaker_sets(model, cache, root, log)
         out[model] = {"false_accept": rate, "thresholds": {f"N={n}": round(bar(n), 4) for n in N_ENROLLED},
                       "open_set": open_set_table(card, windows, speakers, sets, root, bar),

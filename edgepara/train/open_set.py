@@ -31,9 +31,7 @@ def unit_embeddings(windows: list[np.ndarray], speaker_dims) -> tuple[np.ndarray
 def profile_centroid(unit_utterances: np.ndarray, idx, speaker_dims) -> np.ndarray:
     """A profile as `enroll` makes it from the utterances `idx` (the mean of their unit embeddings), as the
     speaker head scores it: its speaker part, unit length."""
-    from ..speaker import speaker_part
-
-    return _unit(speaker_part(unit_utterances[idx].mean(axis=0), speaker_dims))
+    return speaker_part_unit(unit_utterances[idx].mean(axis=0), speaker_dims)
 
 
 def speech_seconds(n_windows: int, hop_s: float = 0.5) -> float:
@@ -56,16 +54,9 @@ def draw_decisions(windows: list[np.ndarray], speakers: np.ndarray, speaker_dims
     eligible = np.ones(len(speakers), bool) if enroll_from is None else np.asarray(enroll_from, bool)
     out = []
     for _ in range(draws):
-        enrolled = rng.choice(names, size=min(n_enrolled, len(np.unique(speakers)) - 1, len(names)), replace=False)
-        centroids, used, seconds = [], np.zeros(len(speakers), bool), []
-        for s in enrolled:
-            pool = np.flatnonzero((speakers == s) & eligible)
-            pool = pool if len(pool) >= enroll_utterances else np.flatnonzero(speakers == s)
-            own = int(np.sum(speakers == s))  # keep at least one of the speaker's utterances to query
-            idx = rng.choice(pool, min(enroll_utterances, len(pool), own - 1), replace=False)
-            used[idx] = True
-            centroids.append(profile_centroid(utterances, idx, speaker_dims))
-            seconds.append(sum(speech_seconds(len(windows[i])) for i in idx))
+        enrolled, enrollment, used = _draw_enrollment(rng, names, speakers, eligible, n_enrolled, enroll_utterances)
+        centroids = [profile_centroid(utterances, idx, speaker_dims) for idx in enrollment]
+        seconds = [sum(speech_seconds(len(windows[i])) for i in idx) for idx in enrollment]
         C = np.stack(centroids)
         scores = np.stack([(w @ C.T).mean(axis=0) for w in unit_windows])  # (utterances, profiles)
         query = ~used
@@ -73,6 +64,22 @@ def draw_decisions(windows: list[np.ndarray], speakers: np.ndarray, speaker_dims
         out.append({"score": scores[query, best], "named": enrolled[best], "truth": speakers[query],
                     "enrolled": np.isin(speakers[query], enrolled), "enroll_seconds": float(np.mean(seconds))})
     return out
+
+
+def _draw_enrollment(rng, names: np.ndarray, speakers: np.ndarray, eligible: np.ndarray, n_enrolled: int,
+                     enroll_utterances: int) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Who is enrolled (n_enrolled of `names`, always leaving one speaker a stranger), the utterances that enroll
+    each (from the `eligible` ones where there are enough), and the mask of all utterances used to enroll."""
+    enrolled = rng.choice(names, size=min(n_enrolled, len(np.unique(speakers)) - 1, len(names)), replace=False)
+    enrollment, used = [], np.zeros(len(speakers), bool)
+    for s in enrolled:
+        pool = np.flatnonzero((speakers == s) & eligible)
+        pool = pool if len(pool) >= enroll_utterances else np.flatnonzero(speakers == s)
+        own = int(np.sum(speakers == s))  # keep at least one of the speaker's utterances to query
+        idx = rng.choice(pool, min(enroll_utterances, len(pool), own - 1), replace=False)
+        used[idx] = True
+        enrollment.append(idx)
+    return enrolled, enrollment, used
 
 
 def rates(decisions: list[dict], threshold: float) -> dict:
@@ -194,20 +201,13 @@ def session_rates(windows: list[np.ndarray], speakers: np.ndarray, speaker_dims,
     per_draw = {k: [] for k in ("named_right", "strangers_unknown", "named_right_second_half",
                                 "strangers_unknown_second_half", "adapted_utterances")}
     for _ in range(draws):
-        enrolled = rng.choice(names, size=min(n_enrolled, len(names) - 1), replace=False)
-        centroids, used = [], np.zeros(len(speakers), bool)
-        for s in enrolled:
-            pool = np.flatnonzero((speakers == s) & eligible)
-            pool = pool if len(pool) >= 3 else np.flatnonzero(speakers == s)
-            idx = rng.choice(pool, min(3, len(pool), int(np.sum(speakers == s)) - 1), replace=False)
-            used[idx] = True
-            centroids.append(utterances[idx].mean(axis=0))  # as enroll stores it: whole vector, not unit
-        whole = np.stack(centroids)
+        enrolled, enrollment, used = _draw_enrollment(rng, names, speakers, eligible, n_enrolled, 3)
+        whole = np.stack([utterances[idx].mean(axis=0) for idx in enrollment])  # as enroll stores it: not unit
         anchors = whole.copy()
+        part = speaker_part_unit(whole, speaker_dims)  # what the head scores; a row changes when its profile moves
         order = rng.permutation(np.flatnonzero(~used))
         right, stranger_out, adapted = [], [], 0
         for i in order:
-            part = speaker_part_unit(whole, speaker_dims)
             scores = part @ query_means[i]
             best = int(np.argmax(scores))
             named = scores[best] >= bar
@@ -219,6 +219,7 @@ def session_rates(windows: list[np.ndarray], speakers: np.ndarray, speaker_dims,
                 new = adapted_centroid(whole[best], anchors[best], utterances[i], speaker_dims)
                 if new is not None:
                     whole[best], adapted = new, adapted + 1
+                    part[best] = speaker_part_unit(new, speaker_dims)
         half_r, half_s = len(right) // 2, len(stranger_out) // 2
         per_draw["named_right"].append(np.mean(right))
         per_draw["strangers_unknown"].append(np.mean(stranger_out))
