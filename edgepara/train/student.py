@@ -128,10 +128,10 @@ def backbone_parts(backbone, speaker_dim: int):
             layers.Lambda(lambda v: v[:, cut:], name="speaker_part")(vector), frames)
 
 
-def build_trainer(backbone, speaker_dim: int, targets: dict[str, int], n_speakers: int = 0,
-                  classes: dict[str, int] | None = None, gram_dim: int = 96):
-    """Heads for training only: a linear projection per pooled target (from the speaker part for the speaker
-    teacher, else from the embedding), frames -> gram_dim for Gram matching, a softmax over training speakers
+def build_trainer(backbone, speaker_dim: int, targets: dict[str, int], speaker_teachers: tuple[str, ...] = (),
+                  n_speakers: int = 0, classes: dict[str, int] | None = None, gram_dim: int = 96):
+    """Heads for training only: a linear projection per pooled target (from the speaker part for the
+    `speaker_teachers`, else from the embedding), frames -> gram_dim for Gram matching, a softmax over training speakers
     on the unit-normalised speaker part, and a linear classifier from the embedding for each of `classes`
     (task -> number of classes: the labelled tasks and the Whisper probe's soft emotion targets)."""
     import keras
@@ -140,7 +140,7 @@ def build_trainer(backbone, speaker_dim: int, targets: dict[str, int], n_speaker
     embedding, speaker, frames = backbone_parts(backbone, speaker_dim)
     outputs = {}
     for name, dim in targets.items():
-        source = speaker if name == "resemblyzer" and speaker is not None else embedding
+        source = speaker if name in speaker_teachers and speaker is not None else embedding
         outputs[name] = layers.Dense(dim, name=f"to_{name}")(source)
     outputs["gram"] = layers.Dense(gram_dim, name="to_gram")(frames)
     if n_speakers:

