@@ -1,18 +1,24 @@
-"""`edgepara write-heads` and `edgepara bench quality --tables speaker` end to end, through the real CLI, on a tiny
-data root generated here (a few seconds of synthetic speech per speaker in the manifest layout of
-../shared/data), so that they are exercised without the shared corpora; and their bad-input paths, which must be
-one line on stderr and a non-zero exit, never a traceback.
+"""`edgepara write-heads` (speaker, mask, mask_type and emotion heads) and `edgepara bench quality --tables
+speaker|emotion` end to end, through the real CLI, on a tiny data root generated here (a few seconds of
+synthetic speech per speaker in the manifest layout of ../shared/data), so that they are exercised without the
+shared corpora; and their bad-input paths, which must be one line on stderr and a non-zero exit, never a traceback.
 
 The commands run in a copy of the package with its own models/ and heads/ (the asset folders are found beside the
 package), so write-heads and bench never touch the repository's shipped heads or model cards.
 
-Not covered here: `bench quality` (all tables) and `--tables students|emotion` build every system first, teachers
-included (system_embedders reads the Whisper tiny.en/base weights' sizes before any table; the full run embeds
-every clip with Whisper, resemblyzer, openSMILE and speech_embedding, minutes on a small CPU) and rewrite the model
-cards. `write-heads --heads emotion` needs no teacher but five labelled emotion corpora (ravdess, emodb,
-ased_amharic, emospeech_in, baved_arabic, each with its own splits) and the live pipeline per speaker: possible on
-generated data, not done here."""
+The emotion heads need the five labelled emotion corpora (ravdess, emodb, ased_amharic, emospeech_in,
+baved_arabic), each with training, validation and test speakers: generated here with one clip per label and
+speaker, each label in its own sentence and, RAVDESS's aside, with its emotion's prosody (espeak-ng pitch and
+speed). `bench quality --tables emotion` embeds them with every system, the teachers included (Whisper tiny.en
+and base through CTranslate2, resemblyzer, openSMILE, speech_embedding): about 40 s on two CPU cores for these
+108 clips, so it is covered too. It runs first, as the README orders them, and write-heads fits from its cache.
+
+Not covered here: `bench quality` (all tables) and `--tables students`. They measure every evaluation set of
+a full run: fsdd, and RAVDESS through held-out rooms and noise (rirs_real, noise_real), none of them generated
+here; and --tables students keeps the teachers' rows from a full run's results.json (the model cards' targets
+are read against resemblyzer's row), which a stub cannot stand in for."""
 import csv
+import hashlib
 import importlib.util
 import json
 import os
@@ -42,22 +48,39 @@ RAVDESS_ACTORS = (1, 2, 17, 18, 19, 20, 21, 22)
 SPEECHOCEAN = (("S0101", "val", 10), ("S0102", "val", 40), ("S0201", "test", 8), ("S0202", "test", 9),
                ("S0203", "test", 30), ("S0204", "test", 35))
 EMOSPEECH_USERS = ("Uaaaa0001", "Ubbbb0002")  # validation users, 4 utterances each (3 enroll, >= 1 to query)
+EMOSPEECH_TRAIN_USERS = ("Ucccc0003", "Udddd0004")  # labelled training users (the emotion heads fit on them)
+# the other labelled emotion corpora: two training speakers, one validation, one test each, every label once
+EMODB = (("S03", "train"), ("S08", "train"), ("S12", "val"), ("S15", "test"))
+EMODB_EMOTIONS = (("N", "neutral"), ("F", "happiness"), ("T", "sadness"), ("W", "anger"), ("L", "boredom"))
+ASED = (("ased01", "train"), ("ased03", "train"), ("ased22", "val"), ("ased02", "test"))
+# (file prefix, folder, label, original label, sentence): sentences 01-02 are spoken in every emotion, 03-07 in one
+ASED_EMOTIONS = (("n1", "01Neutral", "neutral", "Neutral", "01"), ("f2", "02Fearful", "fearful", "Fearful", "02"),
+                 ("h3", "03Happy", "happy", "Happy", "02"), ("S4", "04Sad", "sad", "Sad", "04"),
+                 ("a5", "05Angry", "angry", "Angry", "05"))
+BAVED = (("baved10", "train"), ("baved11", "train"), ("baved1", "val"), ("baved0", "test"))
+BAVED_LEVELS = (("0", "low"), ("1", "neutral"), ("2", "high"))
+# an emotion's prosody (espeak-ng pitch offset, speed factor), shared by the corpora so that it carries across
+PROSODY = {"neutral": (0, 1.0), "calm": (-6, 0.9), "happy": (15, 1.15), "sad": (-15, 0.8), "angry": (10, 1.3),
+           "fearful": (20, 1.2), "boredom": (-10, 0.85), "low": (-15, 0.8), "high": (15, 1.25)}
+PROSODY.update(happiness=PROSODY["happy"], sadness=PROSODY["sad"], anger=PROSODY["angry"])
 MODEL_NAMES = sorted(p.stem for p in (REPO / "models").glob("*.json"))
 USE_ESPEAK = shutil.which("espeak-ng") is not None and not os.environ.get("EDGEPARA_TEST_NO_ESPEAK")
 ESPEAK_VOICES = [(v, p) for p in (35, 60, 85) for v in ("en+m1", "en+f2", "en+m3", "en+f4", "en+m7", "en+f1")]
 
 
-def _synthetic_voice(seed: int, sentence: int, seconds: float = 2.0) -> np.ndarray:
+def _synthetic_voice(seed: int, sentence: int, seconds: float = 2.0, style=None) -> np.ndarray:
     """Speech-shaped sound when espeak-ng is missing: a harmonic source at the voice's pitch through two
     formant resonators, in syllable-rate bursts (enough for the VAD and for voices to differ)."""
     from scipy.signal import lfilter
 
     voice = np.random.default_rng(seed)
     f0, formants = voice.uniform(90, 300), (voice.uniform(350, 900), voice.uniform(1100, 2600))
+    pitch, speed = (0, 1.0) if style is None else style
+    f0, tilt = f0 * 2 ** (pitch / 20), 1 - pitch / 40  # an aroused voice: higher and brighter
     rng = np.random.default_rng(1000 * seed + sentence)
-    t = np.arange(int(seconds * SR)) / SR
+    t = np.arange(int(seconds * SR)) / SR * speed
     phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.05 * np.sin(2 * np.pi * 3 * t + rng.uniform(0, 6)))) / SR
-    source = sum(np.sin(k * phase) / k for k in range(1, 30))
+    source = sum(np.sin(k * phase) / k ** tilt for k in range(1, 30))
     y = source.copy()
     for fc in formants:
         r, th = np.exp(-np.pi * 120 / SR), 2 * np.pi * fc / SR
@@ -68,20 +91,23 @@ def _synthetic_voice(seed: int, sentence: int, seconds: float = 2.0) -> np.ndarr
     return (0.3 * y / np.abs(y).max()).astype(np.float32)
 
 
-def _say(voice: int, sentence: int, path: Path, scratch: Path) -> float:
-    """Writes one utterance of `voice` to `path` (FLAC, or Ogg Opus for .opus, as the shared copy stores it)."""
+def _say(voice: int, sentence: int, path: Path, scratch: Path, style: tuple[int, float] | None = None) -> float:
+    """Writes one utterance of `voice` to `path` (FLAC, or Ogg Opus for .opus, as the shared copy stores it);
+    `style` (pitch offset, speed factor) acts an emotion's prosody."""
     import soundfile as sf
     from scipy.signal import resample_poly
 
     if USE_ESPEAK:
         name, pitch = ESPEAK_VOICES[voice % len(ESPEAK_VOICES)]
         wav = scratch / "say.wav"
-        subprocess.run(["espeak-ng", "-v", name, "-p", str(pitch), "-w", str(wav), SENTENCES[sentence]],
+        extra = [] if style is None else ["-s", str(round(175 * style[1]))]
+        pitch = pitch if style is None else min(99, max(0, pitch + style[0]))
+        subprocess.run(["espeak-ng", "-v", name, "-p", str(pitch), *extra, "-w", str(wav), SENTENCES[sentence]],
                        check=True, capture_output=True)
         audio, rate = sf.read(wav, dtype="float32")
         audio = resample_poly(audio, SR, rate).astype(np.float32) if rate != SR else audio
     else:
-        audio = _synthetic_voice(voice, sentence)
+        audio = _synthetic_voice(voice, sentence, style=style)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".opus":
         sf.write(path, audio, SR, format="OGG", subtype="OPUS")
@@ -91,7 +117,7 @@ def _say(voice: int, sentence: int, path: Path, scratch: Path) -> float:
 
 
 def _write_manifest(path: Path, header: str, rows: list) -> None:
-    with open(path, "w", newline="") as f:
+    with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(header.split(","))
         writer.writerows(rows)
@@ -99,7 +125,8 @@ def _write_manifest(path: Path, header: str, rows: list) -> None:
 
 def _make_data_root(root: Path, scratch: Path) -> None:
     """ravdess, speechocean762 (with ages), emospeech_in (with a background clip, which is skipped) and mask
-    curves: exactly what write-heads speaker/mask/mask_type and the speaker tables read."""
+    curves: exactly what write-heads speaker/mask/mask_type and the speaker tables read; and the other labelled
+    emotion corpora, for write-heads emotion and the emotion tables."""
     import soundfile as sf
 
     opus = "OGG" in sf.available_formats() and "OPUS" in sf.available_subtypes("OGG")
@@ -130,6 +157,12 @@ def _make_data_root(root: Path, scratch: Path) -> None:
             seconds = _say(voice, i, root / "emospeech_in" / name, scratch)
             rows.append([name, label, user, f"{seconds:.3f}", "val", "speech", "kw", "safe", "web", "-20", name])
         voice += 1
+    for user in EMOSPEECH_TRAIN_USERS:
+        for i, label in enumerate(("calm", "angry", "fearful", "happy")):
+            name = f"speech/web/kw-safe-{label}-{user}{ext}"
+            seconds = _say(voice, i, root / "emospeech_in" / name, scratch, PROSODY[label])
+            rows.append([name, label, user, f"{seconds:.3f}", "train", "speech", "kw", "safe", "web", "-20", name])
+        voice += 1
     background = root / "emospeech_in" / f"background/room{ext}"
     background.parent.mkdir(parents=True)
     sf.write(background, np.random.default_rng(0).normal(0, 0.01, SR).astype(np.float32), SR,
@@ -138,12 +171,47 @@ def _make_data_root(root: Path, scratch: Path) -> None:
     _write_manifest(root / "emospeech_in" / "manifest.csv",
                     "path,label,speaker,duration_s,split,kind,keyword,environment,location,rms_dbfs,original_name",
                     rows)
+    _make_emotion_corpora(root, scratch, ext, voice)
     # invented attenuation curves (deeper at high frequencies), one per mask type the code knows
     (root / "masks").mkdir()
     curves = {"surgical": -2.0, "CottonJersey2L": -5.0, "CottonPlain2L": -7.0, "CottonDenim2L": -10.0}
     _write_manifest(root / "masks" / "curves.csv", "mask_type,freq_hz,attenuation_db",
                     [[mask, f, f"{depth * min(1.0, f / 6000):.3f}"] for mask, depth in curves.items()
                      for f in (0, 1000, 2000, 4000, 6000, 8000)])
+
+
+def _make_emotion_corpora(root: Path, scratch: Path, ext: str, voice: int) -> None:
+    """emodb, ased_amharic and baved_arabic as their manifests lay them out (file names included: ASED's
+    sentence is read from its name), each label spoken with its emotion's prosody."""
+    rows = []
+    for speaker, split in EMODB:
+        for i, (letter, label) in enumerate(EMODB_EMOTIONS):
+            name = f"wav/{speaker[1:]}a0{i + 1}{letter}a.flac"
+            seconds = _say(voice, i, root / "emodb" / name, scratch, PROSODY[label])
+            rows.append([name, label, speaker, f"{seconds:.1f}", split, "M", f"a0{i + 1}", "a"])
+        voice += 1
+    _write_manifest(root / "emodb" / "manifest.csv", "path,label,speaker,duration_s,split,gender,text_id,version",
+                    rows)
+    rows = []
+    for speaker, split in ASED:
+        for i, (prefix, folder, label, original, sentence) in enumerate(ASED_EMOTIONS):
+            stem = f"{prefix}-{sentence}-01-01-{speaker[4:]}"
+            seconds = _say(voice, i, root / "ased_amharic" / folder / f"{stem}{ext}", scratch, PROSODY[label])
+            rows.append([f"{folder}/{stem}{ext}", label, speaker, f"{seconds:.3f}", split, original, "F", sentence,
+                         "01", "01", "-20.0", f"{stem}.wav"])
+        voice += 1
+    _write_manifest(root / "ased_amharic" / "manifest.csv", "path,label,speaker,duration_s,split,orig_label,gender,"
+                    "sentence,repetition,gender_code_in_name,rms_dbfs,original_name", rows)
+    rows = []
+    for record, (speaker, split) in enumerate(BAVED):
+        for level, label in BAVED_LEVELS:
+            stem = f"{speaker[5:]}-m-30-0-{level}-{record * 3 + int(level)}"
+            seconds = _say(voice, int(level), root / "baved_arabic" / "0" / f"{stem}{ext}", scratch, PROSODY[label])
+            rows.append([f"0/{stem}{ext}", label, speaker, f"{seconds:.3f}", split, f"level{level}", level, "M", "30",
+                         "0", "word0", "0", str(record * 3 + int(level)), "-20.0", f"{stem}.wav"])
+        voice += 1
+    _write_manifest(root / "baved_arabic" / "manifest.csv", "path,label,speaker,duration_s,split,orig_label,"
+                    "emotion_level,gender,age,word_id,word,folder_word_id,record_id,rms_dbfs,original_name", rows)
 
 
 @pytest.fixture(scope="module")
@@ -264,6 +332,191 @@ def test_bench_speaker_table_runs_on_the_calibration_write_heads_wrote(world, wr
             assert f"| {model} | {group} | 5 |" in markdown
 
 
+# --- emotion: `bench quality --tables emotion`, then `write-heads --heads emotion` ------------------------------
+
+EMOTION_FILES = ("emotion.npz", "emotion.json", "arousal.npz", "arousal.json", "emotion8.npz", "emotion8.json")
+
+
+def _assets_digest(tree: Path) -> dict:
+    return {str(p.relative_to(tree)): p.read_bytes() for name in ("heads", "models")
+            for p in sorted((tree / name).rglob("*")) if p.is_file()}
+
+
+def _emotion_files(tree: Path) -> dict:
+    return {f"{model}/{name}": (tree / "heads" / model / name).read_bytes() for model in MODEL_NAMES
+            for name in EMOTION_FILES}
+
+
+@pytest.fixture(scope="module")
+def emotion_written(world):
+    """As the README orders them: `bench quality --tables emotion` (every system's probe tables and each model's
+    live tables; it caches the utterance embeddings of the five labelled corpora), then `write-heads --heads
+    emotion` once with a fresh cache (everything embedded again), then twice with the same command line from
+    bench's cache (the heads left in the copy are the last run's)."""
+    base, tree, root, run = world
+    before = _assets_digest(REPO)
+    out, cache = base / "out-emotion", base / "emotion-cache"
+    out.mkdir()
+    # the tables a full `bench quality` run wrote before (a stub row): --tables emotion adds to them
+    (out / "results.json").write_text(json.dumps({"command": "edgepara bench quality (stub)",
+                                                  "results": {"stub system": {}}, "sizes_bytes": {},
+                                                  "teachers_concat": ["stub teacher"], "retention": {}}))
+    bench = run("bench", "quality", "--tables", "emotion", "--out", out, "--cache", cache, "--runs",
+                base / "no-runs", "--data-root", root, timeout=600)
+    assert bench.returncode == 0, bench.stderr[-3000:]
+    (base / "emotion-cache-fresh").mkdir()
+    fresh = run("write-heads", "--heads", "emotion", "--cache", base / "emotion-cache-fresh", "--data-root", root)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    fresh_files = _emotion_files(tree)
+    command = ("write-heads", "--heads", "emotion", "--cache", cache, "--data-root", root)
+    first = run(*command)
+    assert first.returncode == 0, first.stderr[-3000:]
+    written = _emotion_files(tree)
+    again = run(*command)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert _assets_digest(REPO) == before, "the repository's shipped heads or model cards changed"
+    return {"bench": bench, "out": out, "fresh": fresh, "fresh_files": fresh_files, "first": first,
+            "written": written, "again": again, "rewritten": _emotion_files(tree)}
+
+
+def _rates(table: dict) -> None:
+    """A live_scores row: accuracy and UAR, and where a threshold applies the certain labels' coverage and
+    accuracy (none when no label was shown as certain)."""
+    assert 0 <= table["accuracy"] <= 1 and 0 <= table["uar"] <= 1
+    if "certain_coverage" in table:
+        assert 0 <= table["certain_coverage"] <= 1
+        assert (table["certain_accuracy"] is None) == (table["certain_coverage"] == 0)
+        assert table["certain_accuracy"] is None or 0 <= table["certain_accuracy"] <= 1
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_write_heads_trains_the_emotion_heads_from_generated_corpora(world, emotion_written, model):
+    from edgepara.heads import ProbeHead
+    from edgepara.train.emotion import C_GRID
+    from edgepara.train.emotion_corpora import (AROUSAL_CLASSES, AROUSAL_MAPS, EMOTION_CLASSES, EMOTION_MAPS,
+                                                HELD_OUT_CORPORA)
+    from edgepara.train.probes import C_GRID as PROBE_C_GRID
+
+    _, tree, root, _ = world
+    model_card = json.loads((tree / "models" / f"{model}.json").read_text())
+    command = f"edgepara write-heads --heads emotion --cache {world[0] / 'emotion-cache'} --data-root {root}"
+    cards = {}
+    for name, classes in (("emotion", list(EMOTION_CLASSES)), ("arousal", list(AROUSAL_CLASSES)),
+                          ("emotion8", sorted(label for _, label in RAVDESS_EMOTIONS))):
+        npz = tree / "heads" / model / f"{name}.npz"
+        card = cards[name] = json.loads(npz.with_suffix(".json").read_text())
+        assert card["classes"] == classes and card["name"] == name
+        assert (card["model"], card["model_sha256"], card["dim"]) == (
+            model_card["name"], model_card["sha256"], model_card["embedding_dim"])
+        assert card["sha256"] == hashlib.sha256(npz.read_bytes()).hexdigest() and card["bytes"] == npz.stat().st_size
+        assert card["C"] in (PROBE_C_GRID if name == "emotion8" else C_GRID) and card["metrics"]["command"] == command
+        # loadable and checked against its model, as listen loads it
+        head = ProbeHead.load(str(npz), model_card)
+        assert list(head.classes) == classes
+    for name, maps, classes in (("emotion", EMOTION_MAPS, EMOTION_CLASSES), ("arousal", AROUSAL_MAPS,
+                                                                             AROUSAL_CLASSES)):
+        card = cards[name]
+        # adapted per speaker: the population prior ships in the head; "uncertain" below a chosen bar
+        assert card["input"] == "speaker_normalised" and set(card["adaptation"]) == {"prior_utterances",
+                                                                                     "prior_utterances_spread"}
+        with np.load(tree / "heads" / model / f"{name}.npz") as z:
+            assert z["prior_mean"].shape == z["prior_std"].shape == (model_card["embedding_dim"],)
+            assert np.all(z["prior_std"] > 0)
+        assert 0.30 <= card["uncertain_below"] <= 0.95
+        assert card["label_maps"] == maps and card["C"] in C_GRID and card["metrics"]["C"] == card["C"]
+        assert all(corpus in card["data"] for corpus in ("RAVDESS", "EmoDB", "ASED", "EmoSpeech"))
+        # measured through the live pipeline on each corpus's test speakers (emospeech_in: its validation users)
+        test = card["metrics"]["test_speakers_live"]
+        assert set(test) == set(maps)
+        for table in test.values():
+            _rates(table)
+        if USE_ESPEAK:  # the spoken emotions differ in prosody and each corpus speaks one sentence per label:
+            # learnable (the synthetic voices' RAVDESS emotions differ in nothing, and two training speakers per
+            # corpus are too few to learn their small pitch shifts)
+            assert np.mean([t["uar"] for t in test.values()]) > 1.5 / len(classes), test
+    loco = cards["emotion"]["metrics"]["leave_one_corpus_out_live"]
+    assert loco["uncertain_below"] == cards["emotion"]["uncertain_below"]
+    for mode in ("speaker", "off"):
+        uar = loco[f"loco_live_uar_adaptation_{mode}"]
+        assert set(uar) == {*HELD_OUT_CORPORA, "ased_amharic_sentences_01_02", "mean", "stream_voice_restarts"}
+        assert all(0 <= uar[c] <= 1 for c in HELD_OUT_CORPORA) and uar["stream_voice_restarts"] >= 0
+        assert uar["mean"] == round(float(np.mean([uar[c] for c in HELD_OUT_CORPORA])), 4)
+    assert set(loco["certain_loco_test_speakers"]) == set(HELD_OUT_CORPORA)
+    for table in loco["certain_loco_test_speakers"].values():
+        _rates(table)
+    assert "leave_one_corpus_out_live" not in cards["arousal"]["metrics"]
+    # RAVDESS's own classes: no adaptation, fitted on actors 1-18 and tested on 19-22
+    assert "input" not in cards["emotion8"] and "label_maps" not in cards["emotion8"]
+    _rates(cards["emotion8"]["metrics"]["ravdess_test_actors"])
+    if USE_ESPEAK:  # one sentence per RAVDESS emotion
+        assert cards["emotion8"]["metrics"]["ravdess_test_actors"]["uar"] > 1.5 / len(RAVDESS_EMOTIONS)
+    # what ships is what bench quality measured: the same recipe, the same cached embeddings, the same figures
+    live = model_card["metrics"]["emotion_int8"]["live"]
+    assert loco == {k: v for k, v in live.items() if k.startswith(("loco_live", "certain", "uncertain"))}
+    for name in ("emotion", "arousal"):
+        assert cards[name]["metrics"]["test_speakers_live"] == live[f"shipped_{name}_test_speakers"]
+
+
+def test_write_heads_emotion_is_deterministic_and_reads_the_bench_cache(world, emotion_written):
+    runs = emotion_written
+    # the int8 embeddings of the five corpora came from the cache bench quality filled...
+    assert "_int8vad_" in runs["bench"].stdout and "_int8vad_" not in runs["first"].stdout + runs["again"].stdout
+    # ...and a second run with the same command line writes the very same bytes
+    assert runs["rewritten"] == runs["written"]
+    # with a fresh cache everything is embedded again, and the heads come out the same: only the recorded
+    # command line (its --cache) differs
+    assert "_int8vad_" in runs["fresh"].stdout
+    for key, data in runs["fresh_files"].items():
+        if key.endswith(".npz"):
+            assert data == runs["written"][key], key
+        else:
+            fresh, first = json.loads(data), json.loads(runs["written"][key])
+            assert fresh["metrics"].pop("command").endswith("emotion-cache-fresh --data-root " + str(world[2]))
+            first["metrics"].pop("command")
+            assert fresh == first, key
+
+
+def test_bench_emotion_tables_run_on_generated_corpora(world, emotion_written):
+    from edgepara.train.bench_systems import TEACHER_NAMES, WHISPER_SYSTEMS
+    from edgepara.train.emotion_corpora import HELD_OUT_CORPORA
+
+    _, tree, _, _ = world
+    bench, out = emotion_written["bench"], emotion_written["out"]
+    report = json.loads((out / "results.json").read_text())
+    assert "stub system" in report["results"]  # the earlier tables are kept
+    emotion = report["emotion"]
+    assert emotion["command"].startswith("edgepara bench quality --tables emotion")
+    # every system's probes: the teachers, each Whisper layer the students learn from, each student int8
+    systems = {*TEACHER_NAMES, *(f"whisper {m} b{b}" for m, blocks in WHISPER_SYSTEMS.items() for b in blocks),
+               *(f"{model} int8" for model in MODEL_NAMES)}
+    assert set(emotion["probes"]) == systems
+    for probes in emotion["probes"].values():
+        for kind in ("raw", "speaker_normalised"):
+            loco = probes[f"loco_uar_{kind}"]
+            assert set(loco) == {*HELD_OUT_CORPORA, "ased_amharic_sentences_01_02", "mean"}
+            assert all(0 <= v <= 1 for v in loco.values())
+        for key in ("ased_4class_uar", "ased_4class_sentences_01_02_uar", "ased_5class_uar", "baved_arousal_uar"):
+            assert set(probes[key]) == {"raw", "speaker_normalised"}
+            assert all(0 <= v <= 1 for v in probes[key].values())
+    assert set(emotion["live"]) == set(MODEL_NAMES)
+    markdown = (out / "results.md").read_text()
+    assert markdown in bench.stdout  # the command prints the report it wrote
+    for model in MODEL_NAMES:
+        live = emotion["live"][model]
+        on = live["loco_live_uar_adaptation_speaker"]
+        assert f"| {model} | {on['ravdess']:.3f} / " in markdown
+        # the model card records the tables and the targets (none of the held-out corpora may have shown a label
+        # as certain: the lowest accuracy is then over those that did)
+        card = json.loads((tree / "models" / f"{model}.json").read_text())
+        assert card["metrics"]["emotion_int8"] == {"probe": emotion["probes"][f"{model} int8"], "live": live,
+                                                   "command": emotion["command"]}
+        shown = [t["certain_accuracy"] for t in live["certain_loco_test_speakers"].values()
+                 if t["certain_accuracy"] is not None]
+        lowest = card["metrics"]["targets_emotion"]["certain_loco_accuracy_min"]
+        assert lowest["value"] == (min(shown) if shown else None)
+        assert lowest["met"] == (bool(shown) and min(shown) >= 0.70)
+
+
 # --- bad input: one line on stderr, a non-zero exit, no traceback ---------------------------------------------
 
 def _variant(world, name: str, change) -> Path:
@@ -286,6 +539,41 @@ def _no_age_column(path: Path) -> None:
         rows = list(csv.DictReader(f))
     _write_manifest(manifest, ",".join(k for k in rows[0] if k != "age"),
                     [[v for k, v in r.items() if k != "age"] for r in rows])
+
+
+def _edit_manifest(path: Path, corpus: str, change) -> None:
+    """Rewrites CORPUS/manifest.csv with change(rows) (a list of dicts; the header is the first row's keys)."""
+    manifest = path / corpus / "manifest.csv"
+    with open(manifest, newline="", encoding="utf-8") as f:
+        rows = change(list(csv.DictReader(f)))
+    _write_manifest(manifest, ",".join(rows[0]), [list(r.values()) for r in rows])
+
+
+def _no_emodb(path: Path) -> None:
+    shutil.rmtree(path / "emodb")
+
+
+def _baved_no_split_column(path: Path) -> None:
+    _edit_manifest(path, "baved_arabic", lambda rows: [{k: v for k, v in r.items() if k != "split"} for r in rows])
+
+
+def _ased_labels_capitalised(path: Path) -> None:  # as its folder names spell them: no label the maps know
+    _edit_manifest(path, "ased_amharic", lambda rows: [{**r, "label": r["label"].capitalize()} for r in rows])
+
+
+def _emodb_no_test_speakers(path: Path) -> None:
+    _edit_manifest(path, "emodb", lambda rows: [{**r, "split": "train" if r["split"] == "test" else r["split"]}
+                                                for r in rows])
+
+
+def _no_sad_to_train_on(path: Path) -> None:  # leave RAVDESS out and no other corpus teaches "sad"
+    for corpus in ("emodb", "ased_amharic"):
+        _edit_manifest(path, corpus, lambda rows: [r for r in rows if r["label"] not in ("sad", "sadness")])
+
+
+def _emodb_duration_not_a_number(path: Path) -> None:
+    _edit_manifest(path, "emodb", lambda rows: [{**r, "duration_s": "n/a" if i == 3 else r["duration_s"]}
+                                                for i, r in enumerate(rows)])
 
 
 def _missing_audio(path: Path) -> None:
@@ -320,6 +608,16 @@ CASES = [pytest.param(*case) for case in (
                  None, 2, "--cache"),
     pytest.param("bench-no-age-column", "bench quality --tables speaker --out OUT --cache CACHE --data-root ROOT",
                  _no_age_column, 1, "age"),
+] + [pytest.param(case, "write-heads --heads emotion --cache CACHE --data-root ROOT", variant, 1, says)
+     for case, variant, says in (
+         ("heads-emotion-no-emodb", _no_emodb, "emodb/manifest.csv"),
+         ("heads-emotion-no-split-column", _baved_no_split_column, "baved_arabic/manifest.csv, got none named split"),
+         ("heads-emotion-unknown-labels", _ased_labels_capitalised, "ased_amharic/manifest.csv, got only Angry"),
+         ("heads-emotion-no-test-speakers", _emodb_no_test_speakers, "split 'test' with emotion labels in"),
+         ("heads-emotion-no-sad", _no_sad_to_train_on, "training rows labelled sad"),
+         ("heads-emotion-bad-duration", _emodb_duration_not_a_number, "duration_s column of"))] + [
+    pytest.param("bench-emotion-no-emodb", "bench quality --tables emotion --out OUT --cache CACHE --data-root ROOT",
+                 _no_emodb, 1, "emodb/manifest.csv"),
 ]
 
 
@@ -342,3 +640,34 @@ def test_bad_input_is_one_line(world, tmp_path, case, command, variant, code, sa
     assert "Traceback" not in r.stderr, r.stderr[-2000:]
     assert r.returncode == code, r.stderr[-2000:]
     assert len(lines) == 1 and lines[0].startswith("edgepara: error:") and says in lines[0], r.stderr
+
+
+def test_write_heads_emotion_refuses_a_cache_of_another_data_root(world, emotion_written):
+    """The cached embeddings are rows of a corpus's manifest: a data root with a row fewer must not be read
+    against them (it was an IndexError deep in the fit)."""
+    base, tree, _, run = world
+    cache = base / "emotion-cache"
+    before = {p: p.read_bytes() for p in sorted(cache.iterdir())}, _emotion_files(tree)
+    root = _variant(world, "emodb-row-fewer", lambda path: _edit_manifest(path, "emodb", lambda rows: rows[:-1]))
+    r = run("write-heads", "--heads", "emotion", "--cache", cache, "--data-root", root)
+    lines = r.stderr.strip().splitlines()
+    assert "Traceback" not in r.stderr and r.returncode == 1, r.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("edgepara: error: expected 19 rows") and "emodb_" in lines[0] \
+        and "another data root" in lines[0], r.stderr
+    assert ({p: p.read_bytes() for p in sorted(cache.iterdir())}, _emotion_files(tree)) == before
+
+
+def test_write_heads_speaker_refuses_a_cache_of_another_data_root(world, written):
+    """The cached speech windows are rows of the speaker sets' manifests: a data root with a speechocean762
+    row fewer is refused in one line naming the cache file, before any fit, and the cache stays as it was."""
+    base, tree, _, run = world
+    cache = base / "cache"
+    before = {p: p.read_bytes() for p in sorted(cache.iterdir())}
+    root = _variant(world, "speechocean-row-fewer",
+                    lambda path: _edit_manifest(path, "speechocean762", lambda rows: rows[:-1]))
+    r = run("write-heads", "--heads", "speaker", "--cache", cache, "--data-root", root)
+    lines = r.stderr.strip().splitlines()
+    assert "Traceback" not in r.stderr and r.returncode == 1, r.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("edgepara: error: expected") and "_windows_" in lines[0] \
+        and "another data root" in lines[0], r.stderr
+    assert {p: p.read_bytes() for p in sorted(cache.iterdir())} == before

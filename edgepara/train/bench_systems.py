@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..assets import atomic_write, available_models, resolve_model
+from ..errors import EdgeparaError
 from ..stream.windower import offline_windows
 from .bench_sets import Item
 from .targets import WHISPER_LAYERS
@@ -148,7 +149,12 @@ def features(system: tuple, items: list[Item], cache: Path, set_name: str, curve
         embed = factory()
         return np.stack([embed(item.audio(curves)) for item in items]).astype(np.float32)
 
-    return _cached(cache, f"{set_name}_{key}", compute)
+    X = _cached(cache, f"{set_name}_{key}", compute)
+    if len(X) != len(items):  # a cache made from another data root (or an older manifest): rows would mismatch
+        raise EdgeparaError(f"expected {len(items)} rows ({set_name}'s utterances in the data root) in "
+                            f"{cache / f'{set_name}_{key}.npy'}, got {len(X)} (a cache of another data root or "
+                            f"manifest: use another --cache, or delete the file)")
+    return X
 
 
 def teacher_sizes() -> dict[str, int]:

@@ -67,14 +67,18 @@ def read_manifest_rows(dataset: str, root: Path, columns: tuple[str, ...] = MANI
 def load_manifest(dataset: str, root: Path) -> list[Utterance]:
     folder = root / dataset
     utterances = []
-    for row in read_manifest_rows(dataset, root):
+    for line, row in enumerate(read_manifest_rows(dataset, root), start=2):
         if row.get("kind") == "background":  # emospeech_in's phone background clips: noise, not speech
             continue
         split = row["split"]
         if dataset == "ravdess":  # enforce the protocol rather than trusting the suggestion column
             split = "test" if row["speaker"] in RAVDESS_TEST else "val" if row["speaker"] in RAVDESS_VAL else "train"
-        utterances.append(Utterance(dataset, folder / row["path"], row["label"], row["speaker"], split,
-                                    float(row.get("duration_s") or 0.0)))
+        try:
+            duration = float(row.get("duration_s") or 0.0)
+        except ValueError:
+            raise EdgeparaError(f"expected a number of seconds in the duration_s column of {folder / 'manifest.csv'}, "
+                                f"got {row['duration_s']!r} on line {line}") from None
+        utterances.append(Utterance(dataset, folder / row["path"], row["label"], row["speaker"], split, duration))
     return utterances
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..adaptation import NORMALISED_INPUT
+from ..errors import EdgeparaError
 from .emotion_corpora import (AROUSAL_CLASSES, AROUSAL_MAPS, EMOTION_CLASSES, EMOTION_MAPS, SET_NAMES,
                               labelled_rows, speaker_ids)
 from .probes import Probe, fit_with_c, scores
@@ -52,6 +53,9 @@ def task_data(task: str, corpus: str, X: np.ndarray, root: Path) -> Labelled:
     mapping = TASKS[task][0].get(corpus, {})
     rows = labelled_rows(corpus, root)
     keep = np.array([u.label in mapping for u in rows])
+    if mapping and not keep.any():  # e.g. labels spelt otherwise: the task would silently go without the corpus
+        raise EdgeparaError(f"expected {task} labels ({', '.join(sorted(mapping))}) in the label column of "
+                            f"{root / corpus / 'manifest.csv'}, got only {', '.join(sorted({u.label for u in rows}))}")
     data = Labelled(X, np.array([mapping.get(u.label, "") for u in rows]), speaker_ids(rows),
                     np.array([u.split for u in rows]), rows)
     return data.take(keep)
@@ -82,17 +86,34 @@ def _stack(parts: dict[str, Labelled], normalise: bool):
     return X, y, corpora
 
 
+def _manifests(parts: dict) -> str:
+    return ", ".join(f"{c}/manifest.csv" for c in parts)
+
+
+def _require_classes(y: np.ndarray, classes, parts: dict) -> None:
+    """A class that no row to fit on carries cannot be fitted: one line naming the manifests, not a probe error."""
+    missing = [c for c in classes if c not in set(y)]
+    if missing:
+        raise EdgeparaError(f"expected training rows labelled {', '.join(missing)} (or a label mapped to it) in "
+                            f"{_manifests(parts)}, got none")
+
+
 def fit_recipe(parts: dict[str, Labelled], classes, normalise: bool = True, C: float | None = None) -> Probe:
     """The recipe's probe on `parts` (all their rows). C, when not given, is chosen by UAR on the parts'
     validation speakers with a fit on their training speakers."""
     if C is None:
         train = {c: p.take(p.split == "train") for c, p in parts.items()}
         val = {c: p.take(p.split == "val") for c, p in parts.items() if np.any(p.split == "val")}
+        if not val:
+            raise EdgeparaError(f"expected validation speakers (split 'val') in at least one of {_manifests(parts)} "
+                                f"to choose C on, got none")
         Xt, yt, ct = _stack(train, normalise)
+        _require_classes(yt, classes, parts)
         Xv, yv, _ = _stack(val, normalise)
         C = max(C_GRID, key=lambda c: scores(yv, fit_with_c(Xt, yt, c, list(classes),
                                                             sample_weight=balanced_weights(yt, ct)).predict(Xv))["uar"])
     X, y, corpora = _stack(parts, normalise)
+    _require_classes(y, classes, parts)
     probe = fit_with_c(X, y, C, list(classes), sample_weight=balanced_weights(y, corpora))
     if normalise:  # the cold-start prior: population mean, typical within-speaker spread
         raw = np.concatenate([p.X for p in parts.values()])
@@ -176,5 +197,6 @@ def corpus_features(system: tuple, root: Path, cache: Path, log=print) -> dict[s
     from .bench_sets import Item
     from .bench_systems import features
 
-    return {corpus: features(system, [Item(u) for u in labelled_rows(corpus, root)], cache, set_name, log=log)
+    rows = {corpus: labelled_rows(corpus, root) for corpus in SET_NAMES}  # every manifest read before any embedding
+    return {corpus: features(system, [Item(u) for u in rows[corpus]], cache, set_name, log=log)
             for corpus, set_name in SET_NAMES.items()}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import EdgeparaError
 from .emotion import (CERTAIN_RATE, TASKS, Labelled, choose_threshold, fit_recipe, head_from_probe, live_finals,
                       live_scores, speaker_normalised, task_data)
 from .emotion_corpora import EMOTION_MAPS, HELD_OUT_CORPORA, ased_sentence
@@ -23,6 +24,15 @@ def _loco_parts(task: str, X: dict, root: Path, held: str) -> dict[str, Labelled
 
 def _sentences_01_02(data: Labelled) -> np.ndarray:
     return np.array([ased_sentence(u) in ("01", "02") for u in data.rows])
+
+
+def _require_splits(data: Labelled, corpus: str, root: Path, splits: tuple[str, ...], task: str) -> None:
+    """A table measured on a corpus's test speakers (or fitted on its training ones) needs them: one line naming
+    the manifest, not an empty mean or a probe error."""
+    for split in splits:
+        if not np.any(data.split == split):
+            raise EdgeparaError(f"expected speakers in split '{split}' with {task} labels in "
+                                f"{root / corpus / 'manifest.csv'}, got none")
 
 
 def _mean_of(table: dict) -> float:
@@ -50,6 +60,7 @@ def probe_tables(X: dict[str, np.ndarray], root: Path) -> dict:
                                     ("ased_5class_uar", "ased_amharic", "own"),
                                     ("baved_arousal_uar", "baved_arabic", "arousal")):
             rows = (task_data(labels, corpus, X[corpus], root) if labels != "own" else _own_labels(corpus, X, root))
+            _require_splits(rows, corpus, root, ("train", "val", "test"), "emotion" if labels == "own" else labels)
             Z = speaker_normalised(rows.X, rows.speakers) if normalise else rows.X
             tr, va, te = (rows.split == s for s in ("train", "val", "test"))
             probe = fit_probe(Z[tr], rows.y[tr], Z[va], rows.y[va])
@@ -79,6 +90,8 @@ def live_tables(model: str, X: dict[str, np.ndarray], root: Path, log=print) -> 
     reported on each corpus's test speakers."""
     from ..runtime import Embedder
 
+    for held in HELD_OUT_CORPORA:  # the certain labels are reported on each held-out corpus's test speakers
+        _require_splits(task_data("emotion", held, X[held], root), held, root, ("test",), "emotion")
     embedder = Embedder(model)
     uar = {mode: {} for mode in LIVE_MODES}
     restarts, loco_finals = dict.fromkeys(LIVE_MODES, 0), {}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import EdgeparaError
 from .data import Utterance, load_manifest
 
 # The classes every categorical corpus carries (emospeech_in has no "sad"; it joins on the other three).
@@ -46,6 +47,8 @@ def labelled_rows(corpus: str, root: Path) -> list[Utterance]:
     """The labelled rows of a corpus, all of them (the order features are cached in; RAVDESS and EmoDB are
     the very sets `bench quality` embeds). Each task then keeps the rows its map knows."""
     rows = [u for u in load_manifest(corpus, root) if u.label]
+    if not rows:
+        raise EdgeparaError(f"expected labelled rows in {root / corpus / 'manifest.csv'}, got none")
     if corpus == "emospeech_in":  # no test split: its val users are its held-out speakers
         rows = [Utterance(u.dataset, u.path, u.label, u.speaker, "test" if u.split == "val" else u.split,
                           u.duration_s) for u in rows]

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..assets import heads_dir, resolve_model
+from ..errors import EdgeparaError
 from ..heads import save_probe
 from .bench_sets import Item, mask_items
 from .bench_systems import features, int8_system
@@ -175,6 +176,10 @@ def window_embeddings(model: str, rows: list, cache: Path, set_name: str, log) -
         cache.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda tmp: np.savez(tmp, embeddings=np.concatenate(per), counts=np.array([len(p) for p in per])))
     data = np.load(path)
+    if len(data["counts"]) != len(rows):  # a cache made from another data root: utterances would mismatch
+        raise EdgeparaError(f"expected {len(rows)} utterances ({set_name} in the data root) in {path}, got "
+                            f"{len(data['counts'])} (a cache of another data root or manifest: use another --cache, "
+                            "or delete the file)")
     return np.split(data["embeddings"], np.cumsum(data["counts"])[:-1])
 
 
