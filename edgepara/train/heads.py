@@ -113,7 +113,8 @@ def train_mask_head(model: str, cache: Path, data_root=None, out_dir: Path | Non
         "simulated_uar_seen_mask_types": round(uar["test_seen"], 4),
         f"simulated_uar_held_out_{HELD_OUT_MASK}": round(uar["test_held_out"], 4),
         "split": f"RAVDESS first takes; fit on actors 01-18 (C chosen on 17-18), tested on actors 19-24; "
-                 f"trained with {', '.join(m for m in MASK_TYPES if m != HELD_OUT_MASK)}, {HELD_OUT_MASK} held out",
+                 f"each utterance clean and through every one of {', '.join(m for m in MASK_TYPES if m != HELD_OUT_MASK)} "
+                 f"(clean rows weighted to balance), {HELD_OUT_MASK} held out",
         "command": command,
     }, data="RAVDESS speech (Livingstone & Russo 2018) through simulated masks", caveat=(
         "No recordings of masked speech were available: masks were simulated by filtering clean speech with "
