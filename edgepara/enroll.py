@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .assets import DEFAULT_MODEL
-from .errors import ProfileError, UsageError
+from .errors import EdgeparaError, ProfileError, UsageError
 from .profiles import ProfileStore, validate_name
 
 
@@ -113,10 +113,22 @@ def enroll(name: str, files: list[str], seconds: float | None = None, model: str
     else:
         result = embed_files(files, embedder=embedder)
         problems = enrollment_warnings(files, result.speech_seconds)
-    for line in problems:
-        (warn or _log_warning)(line)
     # the store checks the minimum on the profile's total, so a short clip can top up an existing speaker
-    return store.add(name, result.embeddings, float(result.speech_seconds.sum()), embedder.card)
+    profile = store.add(name, result.embeddings, float(result.speech_seconds.sum()), embedder.card)
+    for line in problems + alike_warnings(store, embedder.card, name):
+        (warn or _log_warning)(line)
+    return profile
+
+
+def alike_warnings(store: ProfileStore, embedder_card: dict, name: str | None = None) -> list[str]:
+    """Lines for enrolled people the speaker head, as `listen` would load it, could take for each other (only
+    pairs with `name`); none when the head cannot be loaded (listen says why)."""
+    from .speaker import SpeakerHead
+
+    try:
+        return SpeakerHead.load(store.directory, embedder_card).alike_warnings(name)
+    except EdgeparaError:
+        return []
 
 
 def _log_warning(line: str) -> None:

@@ -181,6 +181,24 @@ class SpeakerHead:
         head.store = store  # where the adaptation writes back what enrolled speakers said (Pipeline)
         return head
 
+    def alike(self) -> list[tuple[str, str, float]]:
+        """Pairs of enrolled people whose profiles are as close as the naming bar: (name, name, cosine). Such a
+        pair's utterances are named as the other person 6-20 times as often as other pairs' (measured:
+        scripts/experiments/speaker_domains.py)."""
+        cos = self._unit_centroids @ self._unit_centroids.T
+        return [(self.speakers[i], self.speakers[j], float(cos[i, j]))
+                for i in range(len(self.speakers)) for j in range(i + 1, len(self.speakers))
+                if cos[i, j] >= self.threshold]
+
+    def alike_warnings(self, involving: str | None = None) -> list[str]:
+        """One line per pair of profiles the head could take for each other (only pairs with `involving`)."""
+        bar = (f"names from {self.threshold:.2f} with {len(self.speakers)} people enrolled"
+               + (f" at a false-accept rate of {self.false_accept:g}" if self.false_accept is not None else ""))
+        return [f"{a} and {b} sound alike to the model (cosine {c:.2f} between their profiles; the speaker head "
+                f"{bar}): one may be named as the other; enroll each from more speech, recorded where they will "
+                f"be heard, or decide at a lower --speaker-false-accept"
+                for a, b, c in self.alike() if involving in (None, a, b)]
+
     def cosines(self, embedding: np.ndarray) -> np.ndarray:
         """Cosine of `embedding` to each enrolled centroid, in `self.speakers` order."""
         e = np.asarray(embedding, dtype=np.float64)

@@ -38,3 +38,33 @@ def test_the_cli_enrolls_and_warns_in_one_line(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stderr.startswith("edgepara: warning: loud.wav: ") and len(r.stderr.splitlines()) == 1, r.stderr
     assert "enrolled ana" in r.stdout
+
+
+def _repeated(clip: str, path: Path, times: int = 10) -> Path:
+    """A short committed clip said `times` over with pauses: enough speech for a profile."""
+    audio = read_audio(DATA / clip)
+    pause = np.zeros(4800, np.int16)
+    sf.write(path, np.concatenate([np.concatenate([audio, pause])] * times), 16000, subtype="PCM_16")
+    return path
+
+
+def test_enroll_warns_when_two_profiles_sound_alike_to_the_speaker_head(tmp_path):
+    """A profile as close to an enrolled one as the live head's naming bar is one warning line naming both (the
+    same voice enrolled twice); a clearly different voice (a child's digits against an adult's sentence) is
+    enrolled without one. Both models, the shipped calibration."""
+    jackson = _repeated("fsdd_3_jackson_0.flac", tmp_path / "jackson.wav")
+    for model in ("edgepara-small", "edgepara-tiny"):
+        profiles = tmp_path / model
+
+        def enroll(name, path):
+            r = subprocess.run([sys.executable, "-m", "edgepara.cli", "enroll", name, path, "--model", model,
+                                "--profiles", profiles], capture_output=True, text=True, timeout=120,
+                               env={**os.environ, "XDG_DATA_HOME": str(tmp_path)})
+            assert r.returncode == 0 and f"enrolled {name}" in r.stdout, r.stderr
+            return r.stderr
+
+        assert enroll("ana", DATA / "ravdess_A21_angry.flac") == ""
+        assert enroll("jackson", jackson) == ""
+        lines = enroll("ana_again", DATA / "ravdess_A21_angry.flac").splitlines()
+        assert len(lines) == 1 and lines[0].startswith("edgepara: warning: ana and ana_again sound alike"), lines
+        assert "with 3 people enrolled" in lines[0] and "--speaker-false-accept" in lines[0]

