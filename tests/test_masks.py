@@ -62,3 +62,31 @@ def test_the_output_stays_aligned_with_the_input():
 @pytest.mark.skipif(not SHARED_CURVES.exists(), reason="../shared is not checked out beside this clone")
 def test_the_committed_copy_matches_the_shared_curves():
     assert CURVES.read_bytes() == SHARED_CURVES.read_bytes()
+
+
+@pytest.mark.parametrize("every_seen_type", [False, True], ids=["bench protocol", "shipped head"])
+def test_mask_designs_keep_the_held_out_type_out_and_the_classes_even(every_seen_type):
+    """The benchmark fits each system on one seen mask per utterance; the shipped head on every seen mask, its
+    clean rows repeated to weigh the same. Neither lets the held-out type into fitting or choosing C."""
+    from edgepara.train.bench_sets import Item
+    from edgepara.train.bench_tasks import mask_design
+    from edgepara.train.data import Utterance
+    from edgepara.train.masks import HELD_OUT_MASK, MASK_TYPES
+
+    utterances = [Utterance("ravdess", Path(f"03-01-01-01-01-01-{a:02d}_{i}.flac"), "neutral", f"A{a:02d}", split, 3.0)
+                  for a, split in ((1, "train"), (2, "train"), (17, "val"), (19, "test")) for i in range(6)]
+    items = [Item(u, m) for m in (None,) + MASK_TYPES for u in utterances]
+    design = mask_design(items, every_seen_type=every_seen_type)
+    masks = np.array([it.mask or "none" for it in items])
+    splits = np.array([it.utterance.split for it in items])
+    for fit in ("train", "val"):
+        rows = design[fit]
+        assert set(splits[rows]) == {fit} and HELD_OUT_MASK not in set(masks[rows])
+        labels = design["label"][rows]
+        assert np.sum(labels == "mask") == np.sum(labels == "no_mask") > 0
+        seen_used = set(masks[rows]) - {"none"}
+        assert seen_used == ({m for m in MASK_TYPES if m != HELD_OUT_MASK} if every_seen_type else seen_used)
+        if not every_seen_type:  # one mask per utterance
+            assert len(rows) == len(set(rows)) == 2 * np.sum((splits == fit) & (masks == "none"))
+    held_out = design["test_held_out"]
+    assert set(masks[held_out]) == {"none", HELD_OUT_MASK} and set(splits[held_out]) == {"test"}

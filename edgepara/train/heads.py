@@ -105,7 +105,7 @@ def train_mask_head(model: str, cache: Path, data_root=None, out_dir: Path | Non
     """Masked vs not masked, on simulated masks; one mask type is held out of training and reported."""
 
     items, X = masked_ravdess_features(model, cache, data_root, log)
-    design = mask_design(items)
+    design = mask_design(items, every_seen_type=True)
     y = design["label"]
     probe = fit_probe(X[design["train"]], y[design["train"]], X[design["val"]], y[design["val"]])
     uar = evaluate_mask(X, design)
