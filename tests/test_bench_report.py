@@ -68,3 +68,19 @@ def test_the_open_set_table_renders_from_the_committed_run():
     bar = card["metrics"]["cosine_bar"]["N=4"]
     assert f"| edgepara-small ({card['false_accept']}) | speechocean762_test_adults | 4 ({bar:.3f}) | " \
            f"{adults['named_right']['mean']:.3f} |" in text  # the bench and the card agree
+
+
+def test_the_ablation_table_puts_each_variant_beside_the_shipped_run():
+    """results.md's seeds-and-ablations table: the shipped run first, then every variant of that model, the emotion
+    probes' columns where `--tables emotion` measured them and a dash where not."""
+    from edgepara.train.bench_report import ablation_markdown
+
+    probes = {"ablation no-gram (edgepara-tiny float)": {"loco_uar_raw": {"mean": 0.5, "ased_amharic": 0.7},
+                                                        "loco_uar_speaker_normalised": {"mean": 0.6},
+                                                        "baved_arousal_uar": {"raw": 0.65}}}
+    lines = ablation_markdown({"results": RESULTS, "emotion": {"probes": probes}}).splitlines()
+    rows = [line for line in lines if line.startswith("| ") and "---" not in line][1:]
+    assert [r.split(" | ")[0] for r in rows] == ["| shipped configuration, seed 0", "| no-gram", "| seed-1", "| seed-2"]
+    assert rows[1] == "| no-gram | 0.610 | – | – | – | 0.120 | – / – | 0.500 / 0.600 | 0.700 | 0.650 |"
+    assert rows[0].endswith("| 0.140 | – / – | – / – | – | – |")
+    assert ablation_markdown({"results": {"edgepara-tiny float": _result(0.6, 0.1)}}) == ""  # no variants, no table

@@ -153,6 +153,47 @@ def ablation_summary(results: dict, model: str) -> dict:
             for variant, r in ablation_runs(results, model).items() if not SEED_VARIANT.fullmatch(variant)}
 
 
+ABLATION_COLUMNS = (  # (title, results key or None, emotion-probe key or None): what docs/benchmarks.md reads
+    ("RAVDESS 8-class acc", "ravdess_emotion.accuracy", None),
+    ("EmoDB 7-class LOSO acc", "emodb_emotion.accuracy", None),
+    ("zero-shot RAVDESS→EmoDB UAR", "zero_shot_ravdess_to_emodb_uar", None),
+    ("rooms+noise / clean", "robustness_rooms_noise_10db.ratio_to_clean", None),
+    ("RAVDESS EER", "ravdess_verification_eer", None),
+    ("speechocean762 EER children / adults", ("speechocean762_children_eer", "speechocean762_adults_eer"), None),
+    ("LOCO 4-class mean raw / per speaker", None, ("loco_uar_raw.mean", "loco_uar_speaker_normalised.mean")),
+    ("ASED LOCO raw", None, ("loco_uar_raw.ased_amharic",)),
+    ("BAVED arousal raw", None, ("baved_arousal_uar.raw",)),
+)
+
+
+def ablation_markdown(report: dict, model: str = "edgepara-tiny") -> str:
+    """One model's shipped configuration (seed 0, float) beside its `scripts/ablation.sh` runs (seeds and
+    ablations), on the clean tables and, where `--tables emotion` has run, the emotion probes."""
+    runs = ablation_runs(report["results"], model)
+    if not runs:
+        return ""
+    probes = report.get("emotion", {}).get("probes", {})
+    rows = [("shipped configuration, seed 0", f"{model} float")] + [(v, ablation_name(v, model)) for v in sorted(runs)]
+
+    def cells(key: str) -> list[str]:
+        r, p = report["results"][key], probes.get(key, {})
+        out = []
+        for _, result_keys, probe_keys in ABLATION_COLUMNS:
+            if result_keys:
+                values = [_value(r, k) for k in ((result_keys,) if isinstance(result_keys, str) else result_keys)]
+            else:
+                values = [_value(p, k) for k in probe_keys]
+            out.append(" / ".join("–" if v is None else f"{v:.3f}" for v in values))
+        return out
+
+    lines = ["", f"Seeds and ablations ({model}, float; `scripts/ablation.sh VARIANT`, emotion columns from "
+                 "`--tables emotion --ablation DIR`):", "",
+             f"| {model}, float | " + " | ".join(c[0] for c in ABLATION_COLUMNS) + " |",
+             "|---|" + "---:|" * len(ABLATION_COLUMNS)]
+    lines += [f"| {label} | " + " | ".join(cells(key)) + " |" for label, key in rows]
+    return "\n".join(lines)
+
+
 def markdown_table(report: dict) -> str:
     lines = ["| system | size | " + " | ".join(c[0] for c in COLUMNS) + " |",
              "|---|---:|" + "---:|" * len(COLUMNS)]
@@ -179,6 +220,7 @@ def markdown_table(report: dict) -> str:
         for model, summary in report["seeds"].items():
             cells = [f"{summary[k]['mean']:.3f} ± {summary[k]['sd']:.3f}" if k in summary else "-" for k in SEED_METRICS]
             lines.append(f"| {model} | {', '.join(map(str, summary['seeds']))} | " + " | ".join(cells) + " |")
+    lines += [table for model in available_models() if (table := ablation_markdown(report, model))]
     return "\n".join(lines) + "\n"
 
 
