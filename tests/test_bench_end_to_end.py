@@ -1,7 +1,8 @@
-"""`edgepara write-heads` (speaker, mask, mask_type and emotion heads) and `edgepara bench quality --tables
-speaker|emotion` end to end, through the real CLI, on a tiny data root generated here (a few seconds of
-synthetic speech per speaker in the manifest layout of ../shared/data), so that they are exercised without the
-shared corpora; and their bad-input paths, which must be one line on stderr and a non-zero exit, never a traceback.
+"""`edgepara write-heads` (speaker, mask, mask_type and emotion heads) and `edgepara bench quality` (all tables,
+and --tables students|speaker|emotion) end to end, through the real CLI, on a tiny data root generated here (a few
+seconds of synthetic speech per speaker in the manifest layout of ../shared/data), so that they are exercised
+without the shared corpora; and their bad-input paths, which must be one line on stderr and a non-zero exit, never
+a traceback.
 
 The commands run in a copy of the package with its own models/ and heads/ (the asset folders are found beside the
 package), so write-heads and bench never touch the repository's shipped heads or model cards.
@@ -13,10 +14,19 @@ speed). `bench quality --tables emotion` embeds them with every system, the teac
 and base through CTranslate2, resemblyzer, openSMILE, speech_embedding): about 40 s on two CPU cores for these
 108 clips, so it is covered too. It runs first, as the README orders them, and write-heads fits from its cache.
 
-Not covered here: `bench quality` (all tables) and `--tables students`. They measure every evaluation set of
-a full run: fsdd, and RAVDESS through held-out rooms and noise (rirs_real, noise_real), none of them generated
-here; and --tables students keeps the teachers' rows from a full run's results.json (the model cards' targets
-are read against resemblyzer's row), which a stub cannot stand in for."""
+The full `bench quality` also reads fsdd (spoken digits, split by take), and hears RAVDESS's test actors through
+the held-out third of rirs_real and noise_real: generated too (espeak-ng digits; decaying noise bursts as rooms, a
+short device response; brown, pink and white noise), no audio copied. Each student gets a float run (a distill
+run's folder: the shipped layout with seeded random weights), so every row of results.json is measured: the
+teachers, the Whisper layers, the teachers concatenated, eGeMAPS, each student int8 and float. Only two RAVDESS
+emotions are repetition 01, the masked set (clean and through four masks, for every system) being the largest:
+the full run then takes about 90 s on two loaded CPU cores (the fixture, with --tables students twice, about
+140 s). `--tables students` runs on its out folder from a cache without the students' embeddings: their rows are
+measured again (the same bytes: the embedding is deterministic on CPU, checked over three re-embeddings), the
+teachers' kept.
+
+Not covered here: --ablation runs (each is one more float system; the seed and ablation summaries are tested on
+made-up rows in test_bench_report.py), and `bench speed|stream|labelling`."""
 import csv
 import hashlib
 import importlib.util
@@ -25,6 +35,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +55,9 @@ SENTENCES = ("Open the door and let the cat in.", "It is raining again this morn
 RAVDESS_EMOTIONS = (("01", "neutral"), ("02", "calm"), ("03", "happy"), ("04", "sad"), ("05", "angry"))
 # actors 01-02 train (the mask heads fit on them), 17-18 validation (speaker calibration), 19-22 test
 RAVDESS_ACTORS = (1, 2, 17, 18, 19, 20, 21, 22)
+# repetition 01 (the masked set's utterances: clean and through each mask) of two emotions, 02 of the others: the
+# masked set is every system's largest in a full bench quality run
+RAVDESS_MASK_ITEMS = ("01", "03")
 # speechocean762: validation speakers calibrate; test speakers split into children (< 18) and adults
 SPEECHOCEAN = (("S0101", "val", 10), ("S0102", "val", 40), ("S0201", "test", 8), ("S0202", "test", 9),
                ("S0203", "test", 30), ("S0204", "test", 35))
@@ -63,6 +77,19 @@ BAVED_LEVELS = (("0", "low"), ("1", "neutral"), ("2", "high"))
 PROSODY = {"neutral": (0, 1.0), "calm": (-6, 0.9), "happy": (15, 1.15), "sad": (-15, 0.8), "angry": (10, 1.3),
            "fearful": (20, 1.2), "boredom": (-10, 0.85), "low": (-15, 0.8), "high": (15, 1.25)}
 PROSODY.update(happiness=PROSODY["happy"], sadness=PROSODY["sad"], anger=PROSODY["angry"])
+# FSDD (the speaker probe of bench quality): spoken digits split by take as the shared copy splits them (takes 0-4
+# test, 5-9 validation, the rest training): three speakers, two digits, one take of each split
+FSDD_SPEAKERS = ("george", "jackson", "lucas")
+FSDD_DIGITS = ("zero", "one")
+FSDD_TAKES = ((0, "test"), (5, "val"), (10, "train"))
+# rirs_real and noise_real, generated: a decaying noise burst per room (RT60 in seconds) and a short device
+# response; brown, pink and white noise. Every third file in sorted order is held out for bench quality's
+# robustness set (data.room_paths / noise_paths): the device response and the studio, and the street noise.
+ROOMS = (("device/phone_ir.flac", "device", 0.05), ("openair/chapel.flac", "room", 0.9),
+         ("openair/lecture_room.flac", "room", 0.5), ("openair/studio.flac", "room", 0.25))
+NOISES = (("berlin_noise/street.flac", "outside; cars", 2.0), ("speech_commands_bg/pink_noise.flac",
+                                                             "synthetic_pink_noise", 1.0),
+          ("speech_commands_bg/white_noise.flac", "synthetic_white_noise", 0.0))  # (path, label, spectral slope)
 MODEL_NAMES = sorted(p.stem for p in (REPO / "models").glob("*.json"))
 USE_ESPEAK = shutil.which("espeak-ng") is not None and not os.environ.get("EDGEPARA_TEST_NO_ESPEAK")
 ESPEAK_VOICES = [(v, p) for p in (35, 60, 85) for v in ("en+m1", "en+f2", "en+m3", "en+f4", "en+m7", "en+f1")]
@@ -91,9 +118,11 @@ def _synthetic_voice(seed: int, sentence: int, seconds: float = 2.0, style=None)
     return (0.3 * y / np.abs(y).max()).astype(np.float32)
 
 
-def _say(voice: int, sentence: int, path: Path, scratch: Path, style: tuple[int, float] | None = None) -> float:
+def _say(voice: int, sentence: int, path: Path, scratch: Path, style: tuple[int, float] | None = None,
+         text: str | None = None) -> float:
     """Writes one utterance of `voice` to `path` (FLAC, or Ogg Opus for .opus, as the shared copy stores it);
-    `style` (pitch offset, speed factor) acts an emotion's prosody."""
+    `style` (pitch offset, speed factor) acts an emotion's prosody; `text` (a short word, e.g. an FSDD digit)
+    is said instead of sentence number `sentence`, or, without espeak-ng, makes the clip short."""
     import soundfile as sf
     from scipy.signal import resample_poly
 
@@ -102,12 +131,12 @@ def _say(voice: int, sentence: int, path: Path, scratch: Path, style: tuple[int,
         wav = scratch / "say.wav"
         extra = [] if style is None else ["-s", str(round(175 * style[1]))]
         pitch = pitch if style is None else min(99, max(0, pitch + style[0]))
-        subprocess.run(["espeak-ng", "-v", name, "-p", str(pitch), *extra, "-w", str(wav), SENTENCES[sentence]],
-                       check=True, capture_output=True)
+        subprocess.run(["espeak-ng", "-v", name, "-p", str(pitch), *extra, "-w", str(wav),
+                        text or SENTENCES[sentence]], check=True, capture_output=True)
         audio, rate = sf.read(wav, dtype="float32")
         audio = resample_poly(audio, SR, rate).astype(np.float32) if rate != SR else audio
     else:
-        audio = _synthetic_voice(voice, sentence, style=style)
+        audio = _synthetic_voice(voice, sentence, seconds=2.0 if text is None else 0.8, style=style)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".opus":
         sf.write(path, audio, SR, format="OGG", subtype="OPUS")
@@ -125,8 +154,9 @@ def _write_manifest(path: Path, header: str, rows: list) -> None:
 
 def _make_data_root(root: Path, scratch: Path) -> None:
     """ravdess, speechocean762 (with ages), emospeech_in (with a background clip, which is skipped) and mask
-    curves: exactly what write-heads speaker/mask/mask_type and the speaker tables read; and the other labelled
-    emotion corpora, for write-heads emotion and the emotion tables."""
+    curves: exactly what write-heads speaker/mask/mask_type and the speaker tables read; the other labelled
+    emotion corpora, for write-heads emotion and the emotion tables; and fsdd, rirs_real and noise_real, which
+    only a full bench quality reads."""
     import soundfile as sf
 
     opus = "OGG" in sf.available_formats() and "OPUS" in sf.available_subtypes("OGG")
@@ -135,9 +165,10 @@ def _make_data_root(root: Path, scratch: Path) -> None:
     rows = []
     for actor in RAVDESS_ACTORS:
         for i, (code, label) in enumerate(RAVDESS_EMOTIONS):
-            name = f"Actor_{actor:02d}/03-01-{code}-01-01-01-{actor:02d}.flac"  # repetition 01: a mask item
+            take = "01" if code in RAVDESS_MASK_ITEMS else "02"
+            name = f"Actor_{actor:02d}/03-01-{code}-01-01-{take}-{actor:02d}.flac"
             seconds = _say(voice, i, root / "ravdess" / name, scratch)
-            rows.append([name, label, f"A{actor:02d}", f"{seconds:.3f}", "train", "M", "normal", "01", "01"])
+            rows.append([name, label, f"A{actor:02d}", f"{seconds:.3f}", "train", "M", "normal", "01", take])
         voice += 1
     _write_manifest(root / "ravdess" / "manifest.csv",
                     "path,label,speaker,duration_s,split,gender,intensity,statement,repetition", rows)
@@ -171,7 +202,8 @@ def _make_data_root(root: Path, scratch: Path) -> None:
     _write_manifest(root / "emospeech_in" / "manifest.csv",
                     "path,label,speaker,duration_s,split,kind,keyword,environment,location,rms_dbfs,original_name",
                     rows)
-    _make_emotion_corpora(root, scratch, ext, voice)
+    voice = _make_emotion_corpora(root, scratch, ext, voice)
+    _make_bench_extras(root, scratch, voice)
     # invented attenuation curves (deeper at high frequencies), one per mask type the code knows
     (root / "masks").mkdir()
     curves = {"surgical": -2.0, "CottonJersey2L": -5.0, "CottonPlain2L": -7.0, "CottonDenim2L": -10.0}
@@ -180,9 +212,9 @@ def _make_data_root(root: Path, scratch: Path) -> None:
                      for f in (0, 1000, 2000, 4000, 6000, 8000)])
 
 
-def _make_emotion_corpora(root: Path, scratch: Path, ext: str, voice: int) -> None:
+def _make_emotion_corpora(root: Path, scratch: Path, ext: str, voice: int) -> int:
     """emodb, ased_amharic and baved_arabic as their manifests lay them out (file names included: ASED's
-    sentence is read from its name), each label spoken with its emotion's prosody."""
+    sentence is read from its name), each label spoken with its emotion's prosody. Returns the next voice."""
     rows = []
     for speaker, split in EMODB:
         for i, (letter, label) in enumerate(EMODB_EMOTIONS):
@@ -212,6 +244,49 @@ def _make_emotion_corpora(root: Path, scratch: Path, ext: str, voice: int) -> No
         voice += 1
     _write_manifest(root / "baved_arabic" / "manifest.csv", "path,label,speaker,duration_s,split,orig_label,"
                     "emotion_level,gender,age,word_id,word,folder_word_id,record_id,rms_dbfs,original_name", rows)
+    return voice
+
+
+def _make_bench_extras(root: Path, scratch: Path, voice: int) -> None:
+    """What only a full `bench quality` reads besides: fsdd, and the held-out rooms and noise (rirs_real,
+    noise_real) RAVDESS's test actors are heard through, in the layout and columns of the shared copy."""
+    import soundfile as sf
+
+    rows = []
+    for speaker in FSDD_SPEAKERS:
+        for digit, word in enumerate(FSDD_DIGITS):
+            for take, split in FSDD_TAKES:
+                name = f"recordings/{digit}_{speaker}_{take}.flac"
+                seconds = _say(voice, digit + take, root / "fsdd" / name, scratch, text=word)
+                rows.append([name, str(digit), speaker, f"{seconds:.3f}", split, str(take)])
+        voice += 1
+    _write_manifest(root / "fsdd" / "manifest.csv", "path,label,speaker,duration_s,split,index", rows)
+    rng = np.random.default_rng(7)
+    rows = []
+    for name, kind, rt60 in ROOMS:
+        t = np.arange(int(max(0.1, 1.2 * rt60) * SR)) / SR
+        response = rng.normal(0, 0.3, len(t)) * np.exp(-6.9 * t / rt60)  # -60 dB at rt60
+        response[0] = 1.0  # the direct path
+        path = root / "rirs_real" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, (0.9 * response / np.abs(response).max()).astype(np.float32), SR)
+        rows.append([name, f"generated {kind}", "", f"{len(t) / SR:.3f}", "train", kind, "CC0 1.0", "generated",
+                     str(SR), "1", f"{rt60:g}", "0"])
+    _write_manifest(root / "rirs_real" / "manifest.csv", "path,label,speaker,duration_s,split,kind,license,credit,"
+                    "orig_sr,orig_channels,rt60_est_s,trimmed_samples", rows)
+    rows = []
+    for name, label, slope in NOISES:  # power falling as 1 / f ** slope
+        spectrum = np.fft.rfft(rng.normal(0, 1, 4 * SR))
+        spectrum[1:] /= np.arange(1, len(spectrum)) ** (slope / 2)
+        spectrum[0] = 0
+        noise = np.fft.irfft(spectrum, 4 * SR)
+        path = root / "noise_real" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, (0.5 * noise / np.abs(noise).max()).astype(np.float32), SR)
+        rows.append([name, label, "", "4.0", "train", "generated", "CC0 1.0", "real" if slope == 2 else "synthetic",
+                     str(SR)])
+    _write_manifest(root / "noise_real" / "manifest.csv", "path,label,speaker,duration_s,split,source,license,kind,"
+                    "orig_sr", rows)
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +307,7 @@ def world(tmp_path_factory):
                            capture_output=True, text=True, timeout=timeout)
         return r
 
+    run.env = env  # for a Python step of the tests' own (making the float students' runs)
     return base, tree, base / "root", run
 
 
@@ -337,11 +413,6 @@ def test_bench_speaker_table_runs_on_the_calibration_write_heads_wrote(world, wr
 EMOTION_FILES = ("emotion.npz", "emotion.json", "arousal.npz", "arousal.json", "emotion8.npz", "emotion8.json")
 
 
-def _assets_digest(tree: Path) -> dict:
-    return {str(p.relative_to(tree)): p.read_bytes() for name in ("heads", "models")
-            for p in sorted((tree / name).rglob("*")) if p.is_file()}
-
-
 def _emotion_files(tree: Path) -> dict:
     return {f"{model}/{name}": (tree / "heads" / model / name).read_bytes() for model in MODEL_NAMES
             for name in EMOTION_FILES}
@@ -354,7 +425,7 @@ def emotion_written(world):
     emotion` once with a fresh cache (everything embedded again), then twice with the same command line from
     bench's cache (the heads left in the copy are the last run's)."""
     base, tree, root, run = world
-    before = _assets_digest(REPO)
+    before = _heads_digest()
     out, cache = base / "out-emotion", base / "emotion-cache"
     out.mkdir()
     # the tables a full `bench quality` run wrote before (a stub row): --tables emotion adds to them
@@ -374,7 +445,10 @@ def emotion_written(world):
     written = _emotion_files(tree)
     again = run(*command)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert _assets_digest(REPO) == before, "the repository's shipped heads or model cards changed"
+    assert _heads_digest() == before, "the repository's shipped heads changed"
+    # the model cards: none names this test's folders (a digest would also catch the benchmark runs that may write
+    # the repository's cards while the tests run)
+    assert _mentions(base) == [], "the repository's model cards got this test's results"
     return {"bench": bench, "out": out, "fresh": fresh, "fresh_files": fresh_files, "first": first,
             "written": written, "again": again, "rewritten": _emotion_files(tree)}
 
@@ -517,6 +591,245 @@ def test_bench_emotion_tables_run_on_generated_corpora(world, emotion_written):
         assert lowest["met"] == (bool(shown) and min(shown) >= 0.70)
 
 
+# --- the full run: `bench quality` (every table), then `bench quality --tables students` ----------------------
+
+# a distill run's folder for each student (runs/MODEL/backbone.keras and student.json, as `edgepara distill` saves
+# them): the shipped layout with seeded random weights, so that bench quality has a float row per student (the
+# seed and ablation summaries of --ablation runs are left to test_bench_report.py: each run costs a float system)
+MAKE_RUNS = """
+import json, sys
+from pathlib import Path
+import keras
+from edgepara.train.student import SIZES, build_backbone
+for seed, folder in enumerate(sys.argv[1:]):
+    folder = Path(folder)
+    keras.utils.set_random_seed(seed)
+    cfg = SIZES[folder.name]
+    folder.mkdir(parents=True)
+    build_backbone(cfg).save(folder / "backbone.keras")
+    (folder / "student.json").write_text(json.dumps(cfg.to_dict()))
+"""
+TEACHER_ROWS = ("speech_embedding", "resemblyzer", "egemaps", "teachers_concat")
+RESULT_KEYS = {"ravdess_emotion", "robustness_rooms_noise_10db", "emodb_emotion", "fsdd_speaker",
+               "ravdess_verification_eer", "ravdess_speaker_id_across_emotions", "zero_shot_ravdess_to_emodb_uar",
+               "speechocean762_children_eer", "speechocean762_children_speaker_id", "speechocean762_adults_eer",
+               "speechocean762_adults_speaker_id", "emospeech_in_eer", "emospeech_in_speaker_id"}
+
+
+def _is_student(system: str) -> bool:
+    return system.startswith("edgepara")
+
+
+def _cards(tree: Path) -> dict:
+    return {model: json.loads((tree / "models" / f"{model}.json").read_text()) for model in MODEL_NAMES}
+
+
+def _outputs(out: Path, tree: Path) -> dict:
+    return {"json": (out / "results.json").read_bytes(), "md": (out / "results.md").read_text(),
+            "png": (out / "size_quality.png").read_bytes(), "cards": _cards(tree)}
+
+
+def _mentions(base: Path) -> list:
+    """The repository's own models/, heads/ and bench/ files that name this test's folder (every command the
+    bench or write-heads records names its --out or --cache): none may. A digest before and after would also
+    catch the long benchmark jobs that may run beside the tests and write there."""
+    return [str(p) for name in ("models", "heads", "bench") for p in sorted((REPO / name).rglob("*"))
+            if p.is_file() and p.suffix in (".json", ".md") and str(base).encode() in p.read_bytes()]
+
+
+@pytest.fixture(scope="module")
+def full_run(world):
+    """`bench quality` (every table) on the generated root, with a float run of each student; then `--tables
+    students` on the same out folder, from a cache without the students' embeddings (so that their rows are
+    measured again and the teachers' are not), twice."""
+    base, tree, root, run = world
+    runs = base / "runs"
+    made = subprocess.run([sys.executable, "-c", MAKE_RUNS, *(runs / model for model in MODEL_NAMES)], cwd=tree,
+                          env=run.env, capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr[-3000:]
+    cards_before, heads_before = _cards(tree), _heads_digest()
+    out, cache = base / "out-full", base / "full-cache"
+    started = time.monotonic()
+    full = run("bench", "quality", "--out", out, "--cache", cache, "--runs", runs, "--data-root", root,
+               timeout=900)
+    seconds = {"full": time.monotonic() - started}
+    assert full.returncode == 0, full.stderr[-3000:]
+    after_full = _outputs(out, tree)
+    students_cache = base / "students-cache"
+    shutil.copytree(cache, students_cache, ignore=shutil.ignore_patterns("*_int8vad_*", "*_floatvad_*"))
+    command = ("bench", "quality", "--tables", "students", "--out", out, "--cache", students_cache, "--runs", runs,
+               "--data-root", root)
+    started = time.monotonic()
+    students = run(*command, timeout=600)
+    seconds["students"] = time.monotonic() - started
+    print(f"bench quality (all tables): {seconds['full']:.0f} s, --tables students: {seconds['students']:.0f} s")
+    assert students.returncode == 0, students.stderr[-3000:]
+    after_students = _outputs(out, tree)
+    again = run(*command, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert _heads_digest() == heads_before, "the repository's shipped heads changed"
+    assert _mentions(base) == [], "the repository's models/, heads/ or bench/ got this test's results"
+    return {"full": full, "students": students, "again": again, "out": out, "cards_before": cards_before,
+            "after_full": after_full, "after_students": after_students, "after_again": _outputs(out, tree),
+            "seconds": seconds}
+
+
+def _check_row(system: str, row: dict) -> None:
+    """One system's bench quality row: the documented metrics, each a rate in [0, 1] (an EER included)."""
+    from edgepara.train.probes import C_GRID
+
+    assert set(row) == RESULT_KEYS | {"mask_simulated_uar"}, system
+    for key in ("ravdess_emotion", "emodb_emotion", "fsdd_speaker"):
+        assert 0 <= row[key]["accuracy"] <= 1 and 0 <= row[key]["uar"] <= 1, (system, key)
+    for key in ("ravdess_emotion", "fsdd_speaker"):  # C chosen on the validation speakers / takes
+        assert row[key]["C"] in C_GRID, (system, key)
+    robust = row["robustness_rooms_noise_10db"]
+    assert 0 <= robust["accuracy"] <= 1
+    clean = row["ravdess_emotion"]["accuracy"]
+    assert robust["ratio_to_clean"] == (robust["accuracy"] / clean if clean else None), system
+    for key in RESULT_KEYS - {"ravdess_emotion", "robustness_rooms_noise_10db", "emodb_emotion", "fsdd_speaker"}:
+        assert isinstance(row[key], float) and 0 <= row[key] <= 1, (system, key)
+    if "mask_simulated_uar" in row:
+        assert set(row["mask_simulated_uar"]) == {"test_seen", "test_held_out"}
+        assert all(0 <= v <= 1 for v in row["mask_simulated_uar"].values()), system
+
+
+def test_bench_quality_measures_every_system_on_every_set(world, full_run):
+    from edgepara.train.bench_systems import WHISPER_SYSTEMS
+
+    _, _, root, _ = world
+    report = json.loads(full_run["after_full"]["json"])
+    students = {f"{model} {kind}" for model in MODEL_NAMES for kind in ("int8", "float")}
+    whisper = {f"whisper {m} b{b}" for m, blocks in WHISPER_SYSTEMS.items() for b in blocks}
+    assert set(report["results"]) == {*TEACHER_ROWS, *whisper, *students}
+    for system, row in report["results"].items():
+        _check_row(system, row)
+    assert report["command"] == (f"edgepara bench quality --out {full_run['out']} --cache {world[0] / 'full-cache'} "
+                                 f"--runs {world[0] / 'runs'} --data-root {root}")
+    n_ravdess = len(RAVDESS_ACTORS) * len(RAVDESS_EMOTIONS)
+    assert report["utterances"] == {
+        "ravdess": n_ravdess, "emodb": len(EMODB) * len(EMODB_EMOTIONS),
+        "fsdd": len(FSDD_SPEAKERS) * len(FSDD_DIGITS) * len(FSDD_TAKES),
+        "speechocean762": 4 * sum(split == "test" for _, split, _ in SPEECHOCEAN),
+        "emospeech_in": 4 * len(EMOSPEECH_USERS),
+        "ravdess_robust": 4 * len(RAVDESS_EMOTIONS)}  # the test actors, through the held-out rooms and noise
+    # repetition 01 of every actor, clean and through each of the four masks
+    assert report["mask_task"]["utterances"] == 5 * len(RAVDESS_ACTORS) * len(RAVDESS_MASK_ITEMS)
+    # the sizes: each network's bytes (the float students' parameters as float32), eGeMAPS hand-crafted
+    cards = full_run["cards_before"]
+    for model in MODEL_NAMES:
+        assert report["sizes_bytes"][f"{model} int8"] == cards[model]["bytes"]
+        assert report["sizes_bytes"][f"{model} float"] == 4 * cards[model]["params"]
+    assert "egemaps" not in report["sizes_bytes"]
+    sizes = report["sizes_bytes"]
+    assert sizes["teachers_concat"] == sum(sizes[f"whisper {m}"] for m in WHISPER_SYSTEMS) + sizes["resemblyzer"]
+    # retention: each student (int8, float) against the teachers concatenated, its EERs against resemblyzer's
+    assert set(report["retention"]) == students
+    for system, retained in report["retention"].items():
+        for key, value in retained.items():
+            if key.endswith("_minus_resemblyzer_points"):
+                eer = key.removesuffix("_minus_resemblyzer_points")
+                assert value == round(100 * (report["results"][system][eer] - report["results"]["resemblyzer"][eer]), 1)
+            else:
+                assert value >= 0
+    assert report["seeds"] == {}  # one seed of each student (seed 0, the float run): no spread to report
+    # the emotion and open-set speaker tables of the same run, every system's probes included
+    assert set(report["emotion"]["probes"]) == set(report["results"]) - {"teachers_concat"}
+    assert set(report["emotion"]["live"]) == set(MODEL_NAMES) and report["emotion"]["command"] == report["command"]
+    assert set(report["speaker_open_set"]) == {*MODEL_NAMES, "command"}
+
+
+def test_bench_quality_writes_the_report_the_plot_and_the_model_cards(world, full_run):
+    from edgepara.train.bench_targets import against_targets
+
+    _, tree, _, _ = world
+    report, after = json.loads(full_run["after_full"]["json"]), full_run["after_full"]
+    markdown = after["md"]
+    assert markdown in full_run["full"].stdout  # the command prints the report it wrote
+    for system, row in report["results"].items():
+        assert f"| {system} | " in markdown
+    assert f"| edgepara-tiny float | {4 * full_run['cards_before']['edgepara-tiny']['params'] / 1e3:.0f} KB | " \
+           f"{report['results']['edgepara-tiny float']['ravdess_emotion']['accuracy']:.3f} |" in markdown
+    assert "Seeds (shipped configuration, float" not in markdown
+    assert "Open-set speaker identification" in markdown and "Emotion, 4 shared classes" in markdown
+    assert after["png"].startswith(b"\x89PNG\r\n\x1a\n") and len(after["png"]) > 10_000
+    for model in MODEL_NAMES:
+        card, before = after["cards"][model], full_run["cards_before"][model]
+        # the card records what the bench measured of it, and nothing else changed
+        metrics = card["metrics"]
+        assert metrics["quality_int8"] == report["results"][f"{model} int8"]
+        assert metrics["quality_float"] == report["results"][f"{model} float"]
+        assert metrics["retention_vs_teachers_concat"] == report["retention"][f"{model} int8"]
+        assert metrics["targets"] == against_targets(model, report["results"])
+        assert metrics["quality_command"] == report["command"]
+        assert metrics["emotion_int8"] == {"probe": report["emotion"]["probes"][f"{model} int8"],
+                                           "live": report["emotion"]["live"][model], "command": report["command"]}
+        # this run measured no seeds nor ablations: the summaries an earlier run wrote into the shipped card
+        # (edgepara-tiny's) must not stay beside rows another command measured
+        assert "seeds_float" not in metrics and "ablation_float" not in metrics
+        assert {k: v for k, v in card.items() if k != "metrics"} == {k: v for k, v in before.items() if k != "metrics"}
+        unchanged = set(before["metrics"]) - {"quality_int8", "quality_float", "retention_vs_teachers_concat",
+                                              "targets", "quality_command", "protocol", "emotion_int8",
+                                              "targets_emotion", "seeds_float", "ablation_float"}
+        assert {k: metrics[k] for k in unchanged} == {k: before["metrics"][k] for k in unchanged}
+    # in the copy: the repository's cards are another run's
+    assert all(json.loads((REPO / "models" / f"{m}.json").read_text())["metrics"]["quality_command"]
+               != report["command"] for m in MODEL_NAMES)
+
+
+def test_bench_quality_students_keeps_the_teachers_rows_and_measures_the_students_again(world, full_run):
+    full, students = json.loads(full_run["after_full"]["json"]), json.loads(full_run["after_students"]["json"])
+    # the students' embeddings were computed again (they were not in this cache); the teachers' never were
+    log = full_run["students"].stdout
+    for model in MODEL_NAMES:
+        assert f"{model}_int8vad_" in log and f"{model}_floatvad_" in log
+    assert not any(f"  {key}" in log for key in ("speech_embedding on", "resemblyzer on", "egemaps on", "whisper_"))
+    # the teachers' rows are the full run's, byte for byte
+    def serialised(report: dict, keep) -> dict:
+        return {k: json.dumps(v, sort_keys=True) for k, v in report["results"].items() if keep(k)}
+
+    assert serialised(students, lambda k: not _is_student(k)) == serialised(full, lambda k: not _is_student(k))
+    assert list(students["results"]) == [k for k in full["results"] if not _is_student(k)] + [
+        k for k in full["results"] if _is_student(k)]
+    # the students' rows measured again from the same audio with the same code: the same figures
+    assert serialised(students, _is_student) == serialised(full, _is_student)
+    for key in ("retention", "seeds", "sizes_bytes", "emotion", "speaker_open_set", "utterances", "command"):
+        assert students[key] == full[key], key
+    command = students["students_command"]
+    assert command.startswith("edgepara bench quality --tables students --out ") and "students-cache" in command
+    assert set(students) - set(full) == {"students_command"}
+    # every card now names the students' command; the figures are the full run's
+    for model in MODEL_NAMES:
+        card, before = full_run["after_students"]["cards"][model], full_run["after_full"]["cards"][model]
+        assert card["metrics"]["quality_command"] == command and before["metrics"]["quality_command"] == full["command"]
+        assert {k: v for k, v in card["metrics"].items() if k != "quality_command"} == {
+            k: v for k, v in before["metrics"].items() if k != "quality_command"}
+        assert {k: v for k, v in card.items() if k != "metrics"} == {k: v for k, v in before.items() if k != "metrics"}
+    # the same tables (the teachers' rows now come first)
+    assert sorted(full_run["after_students"]["md"].splitlines()) == sorted(full_run["after_full"]["md"].splitlines())
+    assert full_run["after_students"]["md"] in full_run["students"].stdout
+    # a rerun from the same cache: nothing embedded, the very same bytes
+    assert "_int8vad_" not in full_run["again"].stdout and "_floatvad_" not in full_run["again"].stdout
+    for key in ("json", "md", "cards"):
+        assert full_run["after_again"][key] == full_run["after_students"][key], key
+
+
+def test_a_robustness_ratio_without_a_clean_accuracy_is_none_not_a_crash(full_run):
+    """A system that gets no clean RAVDESS test utterance right has no robustness ratio (it was a
+    ZeroDivisionError after every embedding): None in its row, "-" in results.md, a target not met."""
+    from edgepara.train.bench_report import markdown_table
+    from edgepara.train.bench_targets import against_targets
+
+    report = json.loads(full_run["after_full"]["json"])
+    row = report["results"]["edgepara-tiny int8"]
+    row["ravdess_emotion"]["accuracy"] = 0.0
+    row["robustness_rooms_noise_10db"]["ratio_to_clean"] = None
+    assert against_targets("edgepara-tiny", report["results"])["robustness_rooms_noise_10db.ratio_to_clean"] == {
+        "value": None, "target": 0.90, "met": False, "missed_by": None}
+    line = next(x for x in markdown_table(report).splitlines() if x.startswith("| edgepara-tiny int8 | "))
+    assert f"| {row['robustness_rooms_noise_10db']['accuracy']:.3f} | - |" in line
+
+
 # --- bad input: one line on stderr, a non-zero exit, no traceback ---------------------------------------------
 
 def _variant(world, name: str, change) -> Path:
@@ -586,6 +899,36 @@ def _silent_clip(path: Path) -> None:
     sf.write(path / "ravdess" / "Actor_19" / "03-01-03-01-01-01-19.flac", np.zeros(2 * SR, np.float32), SR)
 
 
+def _no_fsdd(path: Path) -> None:
+    shutil.rmtree(path / "fsdd")
+
+
+def _no_rirs_real(path: Path) -> None:
+    shutil.rmtree(path / "rirs_real")
+
+
+def _no_noise_real(path: Path) -> None:
+    shutil.rmtree(path / "noise_real")
+
+
+def _rirs_real_lists_nothing(path: Path) -> None:  # a header and no rows: no room is held out
+    _write_manifest(path / "rirs_real" / "manifest.csv", "path,label,speaker,duration_s,split,kind", [])
+
+
+def _held_out_room_missing(path: Path) -> None:  # listed, but not on disk: the first robustness item needs it
+    (path / "rirs_real" / ROOMS[0][0]).unlink()
+
+
+def _no_mask_curves(path: Path) -> None:
+    (path / "masks" / "curves.csv").unlink()
+
+
+def _held_out_mask_curve_missing(path: Path) -> None:
+    rows = list(csv.DictReader(open(path / "masks" / "curves.csv", newline="")))
+    _write_manifest(path / "masks" / "curves.csv", "mask_type,freq_hz,attenuation_db",
+                    [list(r.values()) for r in rows if r["mask_type"] != "CottonPlain2L"])
+
+
 CASES = [pytest.param(*case) for case in (
     # (id, command (ROOT/CACHE/OUT/FILE filled in), data root variant, exit code, part of the message)
     ("bench-no-results", "bench quality --tables speaker --out EMPTY --cache CACHE --data-root ROOT", None, 1,
@@ -618,12 +961,46 @@ CASES = [pytest.param(*case) for case in (
          ("heads-emotion-bad-duration", _emodb_duration_not_a_number, "duration_s column of"))] + [
     pytest.param("bench-emotion-no-emodb", "bench quality --tables emotion --out OUT --cache CACHE --data-root ROOT",
                  _no_emodb, 1, "emodb/manifest.csv"),
-]
+] + [pytest.param(*case) for case in (
+    # `bench quality --tables students`: a full run's results.json it keeps the teachers' rows of, read first
+    ("bench-students-no-results", "bench quality --tables students --out EMPTY --cache CACHE --data-root ROOT",
+     None, 1, "results.json"),
+    ("bench-students-no-teacher-rows", "bench quality --tables students --out OUT --cache CACHE --data-root ROOT",
+     None, 1, "expected the teachers' rows of a full `edgepara bench quality` run in"),
+    ("bench-students-results-not-json", "bench quality --tables students --out BROKEN --cache CACHE "
+     "--data-root ROOT", None, 1, "expected the JSON report of a full `edgepara bench quality` run at"),
+    ("bench-speaker-results-not-json", "bench quality --tables speaker --out BROKEN --cache CACHE --data-root ROOT",
+     None, 1, "results.json, got JSONDecodeError"),
+    ("bench-students-no-fsdd", "bench quality --tables students --out FULL --cache CACHE --runs NOWHERE "
+     "--data-root ROOT", _no_fsdd, 1, "fsdd/manifest.csv"),
+    # the full `bench quality`: what only it reads, checked before any embedding (the held-out files aside)
+    ("bench-all-no-fsdd", "bench quality --out OUT --cache CACHE --runs NOWHERE --data-root ROOT", _no_fsdd, 1,
+     "fsdd/manifest.csv"),
+    ("bench-all-no-rirs-real", "bench quality --out OUT --cache CACHE --runs NOWHERE --data-root ROOT",
+     _no_rirs_real, 1, "rirs_real/manifest.csv (see ../shared/data/README), got no such file"),
+    ("bench-all-no-noise-real", "bench quality --out OUT --cache CACHE --runs NOWHERE --data-root ROOT",
+     _no_noise_real, 1, "noise_real/manifest.csv (see ../shared/data/README), got no such file"),
+    ("bench-all-no-rooms-listed", "bench quality --out OUT --cache CACHE --runs NOWHERE --data-root ROOT",
+     _rirs_real_lists_nothing, 1, "rirs_real/manifest.csv (a third of them held out for the robustness set), got none"),
+    ("bench-all-held-out-room-missing", "bench quality --out OUT --cache CACHE --runs NOWHERE --data-root ROOT",
+     _held_out_room_missing, 1, "no file at"),
+    ("bench-all-no-mask-curves", "bench quality --out OUT --cache CACHE --runs NOWHERE --data-root ROOT",
+     _no_mask_curves, 1, "masks/curves.csv"),
+    ("bench-all-mask-curve-missing", "bench quality --out OUT --cache CACHE --runs NOWHERE --data-root ROOT",
+     _held_out_mask_curve_missing, 1, "got none for CottonPlain2L"),
+    ("bench-all-cache-is-a-file", "bench quality --out OUT --cache FILE --data-root ROOT", None, 2, "--cache"),
+    ("heads-mask-no-mask-curves", "write-heads --heads mask --cache CACHE --data-root ROOT", _no_mask_curves, 1,
+     "masks/curves.csv"),
+    ("heads-mask-curve-missing", "write-heads --heads mask --cache CACHE --data-root ROOT",
+     _held_out_mask_curve_missing, 1, "got none for CottonPlain2L"),
+)]
 
 
 @pytest.mark.parametrize("case, command, variant, code, says", CASES,
                          ids=[c.values[0] for c in CASES])
 def test_bad_input_is_one_line(world, tmp_path, case, command, variant, code, says):
+    from edgepara.train.bench_systems import DISTILLATION_TEACHERS
+
     _, _, root, run = world
     out = tmp_path / "out"
     out.mkdir()
@@ -632,9 +1009,16 @@ def test_bad_input_is_one_line(world, tmp_path, case, command, variant, code, sa
     (tmp_path / "a-file").write_text("not a folder")
     (tmp_path / "empty").mkdir()
     (tmp_path / "cache").mkdir()
+    (tmp_path / "broken").mkdir()  # a results.json cut short
+    (tmp_path / "broken" / "results.json").write_text('{"command": "edgepara bench quality", "results": {')
+    full = tmp_path / "full"  # a full run's results.json, its rows stubbed
+    full.mkdir()
+    (full / "results.json").write_text(json.dumps({"command": "stub", "results": {
+        t: {} for t in (*DISTILLATION_TEACHERS, "teachers_concat")}, "sizes_bytes": {}, "teachers_concat": [],
+        "retention": {}}))
     values = {"ROOT": _variant(world, case, variant) if variant else root, "CACHE": tmp_path / "cache", "OUT": out,
-              "EMPTY": tmp_path / "empty", "FILE": tmp_path / "a-file",
-              "NOWHERE": tmp_path / "no-such-folder"}
+              "EMPTY": tmp_path / "empty", "FILE": tmp_path / "a-file", "BROKEN": tmp_path / "broken",
+              "FULL": full, "NOWHERE": tmp_path / "no-such-folder"}
     r = run(*[values.get(word, word) for word in command.split()])
     lines = r.stderr.strip().splitlines()
     assert "Traceback" not in r.stderr, r.stderr[-2000:]

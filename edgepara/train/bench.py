@@ -80,7 +80,7 @@ def tables_only(tables: str, out: Path, cache: Path, runs: Path, data_root=None,
     if not path.exists():
         raise EdgeparaError(f"expected {path} from a full `edgepara bench quality` run to add the {tables} tables "
                             f"to, got none")
-    report = json.loads(path.read_text())
+    report = _full_run_report(path, tables)
     root = find_data_root(data_root)
     if tables == "students":
         report = student_rows(report, cache, runs, root, ablation, log)
@@ -95,6 +95,30 @@ def tables_only(tables: str, out: Path, cache: Path, runs: Path, data_root=None,
         report["speaker_open_set"] = dict(speaker_open_set(cache, root, log), command=command)
     write_json(path, report)
     (out / "results.md").write_text(markdown_table(report))
+    return report
+
+
+REPORT_KEYS = ("results", "sizes_bytes", "teachers_concat", "retention")
+
+
+def _full_run_report(path: Path, tables: str) -> dict:
+    """A full run's results.json, read before any embedding: one line naming it when it is not one (and, for
+    --tables students, when it lacks the teachers' rows the students are compared with)."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise EdgeparaError(f"expected the JSON report of a full `edgepara bench quality` run at {path}, got "
+                            f"{type(err).__name__}: {err}") from None
+    missing = [k for k in REPORT_KEYS if not isinstance(report, dict) or k not in report]
+    if missing:
+        raise EdgeparaError(f"expected the keys {', '.join(REPORT_KEYS)} of a full `edgepara bench quality` run in "
+                            f"{path}, got none named {', '.join(missing)}")
+    if tables == "students":
+        teachers = [*DISTILLATION_TEACHERS, "teachers_concat"]
+        missing = [t for t in teachers if t not in report["results"]]
+        if missing:
+            raise EdgeparaError(f"expected the teachers' rows of a full `edgepara bench quality` run in {path} "
+                                f"(--tables students keeps them), got none for {', '.join(missing)}")
     return report
 
 

@@ -2,6 +2,7 @@
 rooms and noise, and RAVDESS through simulated masks."""
 from __future__ import annotations
 
+import csv
 import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -79,6 +80,10 @@ def robust_items(ravdess: list[Utterance], root: Path) -> list[Item]:
     """RAVDESS test actors, each utterance through one held-out room and one held-out noise (never heard in
     distillation), chosen per utterance."""
     rooms, noises = room_paths(root, "eval"), noise_paths(root, "eval")
+    for name, held_out in (("rirs_real", rooms), ("noise_real", noises)):
+        if not held_out:  # every third file listed is held out: the manifest lists none
+            raise EdgeparaError(f"expected recordings listed in {root / name / 'manifest.csv'} (a third of them "
+                                f"held out for the robustness set), got none")
     test = [u for u in ravdess if u.split == "test"]
     return [Item(u, room_noise=(str(rooms[i % len(rooms)]), str(noises[(i // len(rooms)) % len(noises)])))
             for i, u in enumerate(test)]
@@ -107,4 +112,23 @@ def evaluation_sets(root: Path, with_masks: bool = True) -> EvaluationSets:
     sets = {name: [Item(u) for u in rows] for name, rows in data.items()}
     sets["ravdess_robust"] = robust_items(data["ravdess"], root)
     return EvaluationSets(data, speechocean_ages(root), sets, mask_items(data["ravdess"]) if with_masks else [],
-                          load_curves(str(curves_path(root))))
+                          mask_curves(root) if with_masks else {})
+
+
+def mask_curves(root: Path) -> dict:
+    """masks/curves.csv with a curve for every mask type, read before any embedding: one line naming the file
+    when it is missing or unreadable (not an error deep in the masked set's embedding)."""
+    path = curves_path(root)
+    try:
+        curves = load_curves(str(path))
+    except FileNotFoundError:
+        raise EdgeparaError(f"expected the mask attenuation curves at {path} (see ../shared/data/README), got no "
+                            f"such file") from None
+    except (OSError, UnicodeDecodeError, KeyError, ValueError, csv.Error) as err:
+        raise EdgeparaError(f"expected a CSV with columns mask_type,freq_hz,attenuation_db (numbers) at {path}, "
+                            f"got {type(err).__name__}: {err}") from None
+    missing = [m for m in MASK_TYPES if m not in curves]
+    if missing:
+        raise EdgeparaError(f"expected a curve for each of {', '.join(MASK_TYPES)} in {path}, got none for "
+                            f"{', '.join(missing)}")
+    return curves

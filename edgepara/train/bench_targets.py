@@ -95,7 +95,11 @@ def against_targets(model: str, results: dict) -> dict:
             eer = key.removesuffix("_minus_resemblyzer_points")
             value = round(100 * (r[eer] - rz[eer]), 1)
         else:
-            value = round(_value(r, key), 3)
+            value = _value(r, key)
+            if value is None:  # not measurable (a ratio to a clean accuracy of 0): not met, by no known margin
+                out[key] = {"value": None, "target": target, "met": False, "missed_by": None}
+                continue
+            value = round(value, 3)
         gap = round(value - target if higher else target - value, 3)
         out[key] = {"value": value, "target": target, "met": gap >= 0, "missed_by": None if gap >= 0 else -gap}
     return out
@@ -111,11 +115,17 @@ def record_in_model_cards(report: dict) -> None:
         card["metrics"]["quality_int8"] = int8
         if flt is not None:
             card["metrics"]["quality_float"] = flt
+        else:  # no float run measured (no --runs of it): not an earlier run's row beside this one's
+            card["metrics"].pop("quality_float", None)
         card["metrics"]["retention_vs_teachers_concat"] = report["retention"].get(f"{model} int8")
-        if report.get("seeds", {}).get(model):  # the shipped configuration over seeds (float), mean and sd
-            card["metrics"]["seeds_float"] = report["seeds"][model]
-        if ablations := ablation_summary(report["results"], model):
-            card["metrics"]["ablation_float"] = ablations
+        # the shipped configuration over seeds (float), mean and sd, and the other ablation runs: this report's,
+        # or none (a summary an earlier run wrote would otherwise stay beside rows another command measured)
+        for key, summary in (("seeds_float", report.get("seeds", {}).get(model)),
+                             ("ablation_float", ablation_summary(report["results"], model))):
+            if summary:
+                card["metrics"][key] = summary
+            else:
+                card["metrics"].pop(key, None)
         if model in ("edgepara-small", "edgepara-tiny"):
             card["metrics"]["targets"] = against_targets(model, report["results"])
         card["metrics"]["quality_command"] = report.get("students_command") or report["command"]

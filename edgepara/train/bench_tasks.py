@@ -32,8 +32,10 @@ def evaluate_clean(X: dict[str, np.ndarray], S: dict[str, np.ndarray], data: dic
     robust_accuracy = scores(rav_label[test], emotion_probe.predict(X["ravdess_robust"]))["accuracy"]
     out = {
         "ravdess_emotion": dict(clean, C=emotion_probe.C),
+        # no ratio to a clean accuracy of 0 (a system that got no test utterance right): None, shown as "-"
         "robustness_rooms_noise_10db": {"accuracy": robust_accuracy,
-                                        "ratio_to_clean": robust_accuracy / clean["accuracy"]},
+                                        "ratio_to_clean": robust_accuracy / clean["accuracy"] if clean["accuracy"]
+                                        else None},
         "emodb_emotion": leave_one_speaker_out(X["emodb"], np.array([u.label for u in emo]), [u.speaker for u in emo]),
         "fsdd_speaker": split_protocol(X["fsdd"], np.array([u.speaker for u in fsdd]), [u.split for u in fsdd]),
         "ravdess_verification_eer": verification_eer(S["ravdess"][test], rav_spk[test])[0],

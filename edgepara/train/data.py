@@ -146,15 +146,19 @@ def _held_out(paths: list[Path], part: str) -> list[Path]:
 def noise_paths(root: Path, part: str = "train") -> list[Path]:
     """Real background noise: noise_real (two thirds for training, a third for evaluation), plus
     emospeech_in's phone background clips for training."""
-    with open(root / "noise_real" / "manifest.csv", newline="") as f:
-        paths = _held_out([root / "noise_real" / r["path"] for r in csv.DictReader(f)], part)
+    paths = _held_out(_recordings("noise_real", root), part)
     if part == "train":
-        with open(root / "emospeech_in" / "manifest.csv", newline="") as f:
-            paths += [root / "emospeech_in" / r["path"] for r in csv.DictReader(f) if r.get("kind") == "background"]
+        paths += [root / "emospeech_in" / r["path"] for r in read_manifest_rows("emospeech_in", root, ("path",))
+                  if r.get("kind") == "background"]
     return paths
 
 
 def room_paths(root: Path, part: str = "train") -> list[Path]:
     """Measured room impulse responses (and one phone's device response), split as noise_paths splits."""
-    with open(root / "rirs_real" / "manifest.csv", newline="") as f:
-        return _held_out([root / "rirs_real" / r["path"] for r in csv.DictReader(f)], part)
+    return _held_out(_recordings("rirs_real", root), part)
+
+
+def _recordings(dataset: str, root: Path) -> list[Path]:
+    """The files DATASET/manifest.csv lists (rooms or noise); a missing manifest, or one without a path column,
+    is one line naming it."""
+    return [root / dataset / r["path"] for r in read_manifest_rows(dataset, root, ("path",))]

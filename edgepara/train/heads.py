@@ -9,10 +9,10 @@ import numpy as np
 from ..assets import heads_dir, resolve_model
 from ..errors import EdgeparaError
 from ..heads import save_probe
-from .bench_sets import Item, mask_items
+from .bench_sets import Item, mask_curves, mask_items
 from .bench_systems import features, int8_system
 from .bench_tasks import evaluate_mask, mask_design
-from .masks import HELD_OUT_MASK, MASK_TYPES, curves_path, load_curves
+from .masks import HELD_OUT_MASK, MASK_TYPES
 from .data import data_root as find_data_root, load_manifest
 from .probes import fit_probe, scores
 
@@ -21,8 +21,7 @@ def masked_ravdess_features(model: str, cache: Path, data_root, log) -> tuple[li
     """The simulated-mask items (clean + four masks) and their int8 utterance embeddings."""
     root = find_data_root(data_root)
     items = mask_items(load_manifest("ravdess", root))
-    return items, features(int8_system(model), items, cache, "ravdess_masked", load_curves(str(curves_path(root))),
-                           log=log)
+    return items, features(int8_system(model), items, cache, "ravdess_masked", mask_curves(root), log=log)
 
 
 def probe_card(name: str, task: str, probe, model: str, metrics: dict, data: str,
