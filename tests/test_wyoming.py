@@ -32,7 +32,7 @@ from wyoming.info import Describe, Info  # noqa: E402
 from wyoming.server import AsyncEventHandler, AsyncTcpServer  # noqa: E402
 
 from edgepara.audio import read_audio  # noqa: E402
-from edgepara.cli import STOP_TIMEOUT_S  # noqa: E402
+from edgepara.listen_command import STOP_TIMEOUT_S  # noqa: E402
 from edgepara.errors import DeviceError, UsageError  # noqa: E402
 from edgepara.resample import BoundaryConverter  # noqa: E402
 from edgepara.stream.source import wyoming_source  # noqa: E402
