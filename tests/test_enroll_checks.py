@@ -68,3 +68,8 @@ def test_enroll_warns_when_two_profiles_sound_alike_to_the_speaker_head(tmp_path
         lines = enroll("ana_again", DATA / "ravdess_A21_angry.flac").splitlines()
         assert len(lines) == 1 and lines[0].startswith("edgepara: warning: ana and ana_again sound alike"), lines
         assert "with 3 people enrolled" in lines[0] and "--speaker-false-accept" in lines[0]
+        # `speakers` lists everyone and says the same about the pair
+        r = subprocess.run([sys.executable, "-m", "edgepara.cli", "speakers", "--profiles", profiles],
+                           capture_output=True, text=True, timeout=120, env={**os.environ, "XDG_DATA_HOME": str(tmp_path)})
+        assert r.returncode == 0 and len(r.stdout.splitlines()) == 3, (r.stdout, r.stderr)
+        assert r.stderr.splitlines() == lines, r.stderr
