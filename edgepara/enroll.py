@@ -121,12 +121,14 @@ def enroll(name: str, files: list[str], seconds: float | None = None, model: str
 
 
 def alike_warnings(store: ProfileStore, embedder_card: dict, name: str | None = None) -> list[str]:
-    """Lines for enrolled people the speaker head, as `listen` would load it, could take for each other (only
-    pairs with `name`); none when the head cannot be loaded (listen says why)."""
+    """Lines for the model's enrolled people that its speaker head, deciding as `listen` does by default, could
+    take for each other (only pairs with `name`); none when that head cannot be built (listen says why).
+    Unreadable profile files are left to the caller to report."""
     from .speaker import SpeakerHead
 
+    profiles = [p for p in store.scan()[0] if p.matches_model(embedder_card)]
     try:
-        return SpeakerHead.load(store.directory, embedder_card).alike_warnings(name)
+        return SpeakerHead.for_model(profiles, embedder_card).alike_warnings(name) if len(profiles) > 1 else []
     except EdgeparaError:
         return []
 

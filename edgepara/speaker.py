@@ -164,22 +164,26 @@ class SpeakerHead:
         if not profiles:
             raise ProfileError(f"expected at least one enrolled speaker in {store.directory}, got none: "
                                f"run `edgepara enroll NAME FILE…` first")
-        dims = embedder_card.get("speaker_dims")
-        if threshold is not None:
-            head = cls(profiles, threshold, name=name, speaker_dims=dims)
-        else:
-            calibration = shipped_calibration(embedder_card)
-            if isinstance(calibration, float):  # no curve: a fixed cosine
-                if false_accept is not None:
-                    raise HeadError(f"expected a speaker.json with an impostor curve for {embedder_card['name']} "
-                                    f"to decide at a false-accept rate, got none: pass a cosine threshold")
-                head = cls(profiles, calibration, name=name, speaker_dims=dims)
-            else:
-                default_rate, curve = calibration
-                head = cls(profiles, name=name, speaker_dims=dims, curve=curve,
-                           false_accept=default_rate if false_accept is None else false_accept)
+        head = cls.for_model(profiles, embedder_card, threshold, name, false_accept)
         head.store = store  # where the adaptation writes back what enrolled speakers said (Pipeline)
         return head
+
+    @classmethod
+    def for_model(cls, profiles: list[Profile], embedder_card: dict, threshold: float | None = None,
+                  name: str = "speaker", false_accept: float | None = None) -> "SpeakerHead":
+        """A head over `profiles` (enrolled with `embedder_card`'s model) deciding as `load` describes."""
+        dims = embedder_card.get("speaker_dims")
+        if threshold is not None:
+            return cls(profiles, threshold, name=name, speaker_dims=dims)
+        calibration = shipped_calibration(embedder_card)
+        if isinstance(calibration, float):  # no curve: a fixed cosine
+            if false_accept is not None:
+                raise HeadError(f"expected a speaker.json with an impostor curve for {embedder_card['name']} "
+                                f"to decide at a false-accept rate, got none: pass a cosine threshold")
+            return cls(profiles, calibration, name=name, speaker_dims=dims)
+        default_rate, curve = calibration
+        return cls(profiles, name=name, speaker_dims=dims, curve=curve,
+                   false_accept=default_rate if false_accept is None else false_accept)
 
     def alike(self) -> list[tuple[str, str, float]]:
         """Pairs of enrolled people whose profiles are as close as the naming bar: (name, name, cosine). Such a
