@@ -50,7 +50,7 @@ def _repeated(clip: str, path: Path, times: int = 10) -> Path:
 
 def test_enroll_warns_when_two_profiles_sound_alike_to_the_speaker_head(tmp_path):
     """A profile as close to an enrolled one as the live head's naming bar is one warning line naming both (the
-    same voice enrolled twice); a clearly different voice (a child's digits against an adult's sentence) is
+    same voice enrolled twice); a clearly different voice (another speaker's digits against an acted sentence) is
     enrolled without one. Both models, the shipped calibration."""
     jackson = _repeated("fsdd_3_jackson_0.flac", tmp_path / "jackson.wav")
     for model in ("edgepara-small", "edgepara-tiny"):
