@@ -248,23 +248,23 @@ def cmd_speakers(args) -> int:
         print(f"no speakers enrolled in {store.directory} (edgepara enroll NAME FILE…)")
     for p in profiles:
         print(f"{p.name}: {p.n_utterances} utterances, {p.seconds:.1f} s, model {p.model}")
-    for line in _alike_lines(store, {p.model for p in profiles}):
+    for line in _alike_lines(profiles):
         _say(f"edgepara: warning: {line}")
     return 0
 
 
-def _alike_lines(store, models: set[str]) -> list[str]:
-    """enroll's "sound alike" warnings for every pair of profiles, per model installed here."""
+def _alike_lines(profiles: list) -> list[str]:
+    """enroll's "sound alike" warnings for every pair of the listed profiles, per model installed here."""
     from .assets import resolve_model
     from .enroll import alike_warnings
 
     lines = []
-    for model in sorted(models):
+    for model in sorted({p.model for p in profiles}):
         try:
             _, card = resolve_model(model)
         except EdgeparaError:  # a profile of a model not installed here: listed, not compared
             continue
-        lines += alike_warnings(store, card)
+        lines += alike_warnings(profiles, card)
     return lines
 
 

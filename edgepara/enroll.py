@@ -115,18 +115,18 @@ def enroll(name: str, files: list[str], seconds: float | None = None, model: str
         problems = enrollment_warnings(files, result.speech_seconds)
     # the store checks the minimum on the profile's total, so a short clip can top up an existing speaker
     profile = store.add(name, result.embeddings, float(result.speech_seconds.sum()), embedder.card)
-    for line in problems + alike_warnings(store, embedder.card, name):
+    for line in problems + alike_warnings(store.scan()[0], embedder.card, name):  # readable profiles only
         (warn or _log_warning)(line)
     return profile
 
 
-def alike_warnings(store: ProfileStore, embedder_card: dict, name: str | None = None) -> list[str]:
-    """Lines for the model's enrolled people that its speaker head, deciding as `listen` does by default, could
-    take for each other (only pairs with `name`); none when that head cannot be built (listen says why).
-    Unreadable profile files are left to the caller to report."""
+def alike_warnings(profiles: list, embedder_card: dict, name: str | None = None) -> list[str]:
+    """Lines for the enrolled people among `profiles` (a store's readable ones) that the model's speaker head,
+    deciding as `listen` does by default, could take for each other (only pairs with `name`); none when that
+    head cannot be built (listen says why)."""
     from .speaker import SpeakerHead
 
-    profiles = [p for p in store.scan()[0] if p.matches_model(embedder_card)]
+    profiles = [p for p in profiles if p.matches_model(embedder_card)]
     try:
         return SpeakerHead.for_model(profiles, embedder_card).alike_warnings(name) if len(profiles) > 1 else []
     except EdgeparaError:

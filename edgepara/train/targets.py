@@ -133,9 +133,14 @@ class Labeller:
                 if (model, block) == GRAM_LAYER:
                     unit = spans / (np.linalg.norm(spans, axis=-1, keepdims=True) + 1e-6)
                     out["gram"] = np.einsum("ntd,nsd->nts", unit, unit).astype(np.float16)
-        speech = np.concatenate([w.samples for w in windows[::2]])  # the recording's speech, without overlap
-        out["resemblyzer"] = np.repeat(self.speaker.utterance(speech)[None], len(windows), axis=0)
+        out["resemblyzer"] = np.repeat(self.speaker.utterance(recording_speech(windows))[None], len(windows), axis=0)
         return out
+
+
+def recording_speech(windows) -> np.ndarray:
+    """A recording's speech without overlap, what the speaker teachers embed: every other window (the training
+    hop is half a window)."""
+    return np.concatenate([w.samples for w in windows[:: WINDOW // TRAIN_HOP]])
 
 
 def decode_or_reason(clip: Clip) -> tuple[np.ndarray | None, str | None]:
@@ -311,8 +316,7 @@ def _label_supplement(args) -> str:
             continue
         windows, _ = recording_windows(augment(audio, clip, curves, seed), WINDOW, TRAIN_HOP)
         if windows:
-            speech = np.concatenate([w.samples for w in windows[::2]])
-            rows.append(np.repeat(teacher.utterance(speech)[None], len(windows), axis=0))
+            rows.append(np.repeat(teacher.utterance(recording_speech(windows))[None], len(windows), axis=0))
     vectors = np.concatenate(rows) if rows else np.zeros((0, teacher.dim), np.float32)
     with np.load(shard_path) as shard:
         expected = len(shard["audio"]) if "audio" in shard.files else 0

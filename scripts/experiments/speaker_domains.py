@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from edgepara.assets import heads_dir, resolve_model  # noqa: E402
-from edgepara.speaker import ImpostorCurve, equal_error_rate, speaker_part  # noqa: E402
+from edgepara.speaker import ImpostorCurve, equal_error_rate, shipped_threshold, speaker_part  # noqa: E402
 from edgepara.train import open_set  # noqa: E402
 from edgepara.train.bench_sets import Item  # noqa: E402
 from edgepara.train.data import data_root as find_data_root, load_manifest  # noqa: E402
@@ -78,12 +78,13 @@ def teacher_eer(model: str, card: dict, cache: Path, root: Path) -> None:
     from edgepara.train.teachers import DVectorTeacher
 
     from edgepara.embed import recording_windows
+    from edgepara.train.targets import TRAIN_HOP, WINDOW, recording_speech
 
     teacher = DVectorTeacher()
 
     def speech(audio: np.ndarray) -> np.ndarray:  # as the distillation labels it: the VAD's speech, no overlap
-        found, _ = recording_windows(audio, 16000, 8000)
-        return np.concatenate([w.samples for w in found[::2]]) if found else audio
+        found, _ = recording_windows(audio, WINDOW, TRAIN_HOP)
+        return recording_speech(found) if found else audio
 
     windows, speakers, sets = open_set.speaker_sets(model, cache, root, print)
     for name in ("ravdess_test", "speechocean762_test", "emospeech_in_val"):
@@ -101,8 +102,7 @@ def teacher_eer(model: str, card: dict, cache: Path, root: Path) -> None:
 
 def alike_pairs(model: str, card: dict, cache: Path, root: Path, draws: int = 300) -> None:
     dims = card.get("speaker_dims")
-    head = json.loads((heads_dir() / model / "speaker.json").read_text())
-    bar = ImpostorCurve.from_card(head["impostor_curve"], "curve").cosine_for(head["false_accept"], 2)
+    bar = shipped_threshold(card, n_profiles=2)  # the head's naming bar with two people enrolled
     windows, speakers, sets = open_set.speaker_sets(model, cache, root, print)
     for name, (w, s, enroll_from) in open_set._groups(windows, speakers, sets, root).items():
         unit, unit_windows = open_set.unit_embeddings(w, dims)
