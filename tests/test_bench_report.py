@@ -80,7 +80,25 @@ def test_the_ablation_table_puts_each_variant_beside_the_shipped_run():
                                                         "baved_arousal_uar": {"raw": 0.65}}}
     lines = ablation_markdown({"results": RESULTS, "emotion": {"probes": probes}}).splitlines()
     rows = [line for line in lines if line.startswith("| ") and "---" not in line][1:]
-    assert [r.split(" | ")[0] for r in rows] == ["| shipped configuration, seed 0", "| no-gram", "| seed-1", "| seed-2"]
+    assert [r.split(" | ")[0] for r in rows] == ["| shipped configuration, seed 0", "| no-gram", "| seed-1", "| seed-2",
+                                                 "| shipped configuration, seeds 0, 1, 2 (mean ± sd)"]
     assert rows[1] == "| no-gram | 0.610 | – | – | – | 0.120 | – / – | 0.500 / 0.600 | 0.700 | 0.650 |"
     assert rows[0].endswith("| 0.140 | – / – | – / – | – | – |")
     assert ablation_markdown({"results": {"edgepara-tiny float": _result(0.6, 0.1)}}) == ""  # no variants, no table
+    spreads = [r for r in rows if "mean ± sd" in r]
+    assert spreads == ["| shipped configuration, seeds 0, 1, 2 (mean ± sd) | 0.600 ± 0.020 | – | – | – | 0.140 ± 0.010 "
+                       "| – / – | – / – | – | – |"]  # no-gram has one seed: no spread row
+
+
+def test_an_ablation_run_over_seeds_gets_its_own_spread():
+    """`scripts/ablation.sh no-gram-seed-1 no-gram-seed-2`: no-gram's seeds 0, 1, 2 summarised like the shipped
+    configuration's; a seed run whose seed-0 ablation is missing gets no spread row (it would not be over seeds)."""
+    from edgepara.train.bench_report import ablation_markdown
+
+    results = dict(RESULTS, **{"ablation no-gram-seed-1 (edgepara-tiny float)": _result(0.65, 0.13),
+                               "ablation no-gram-seed-2 (edgepara-tiny float)": _result(0.63, 0.11),
+                               "ablation no-babble-seed-1 (edgepara-tiny float)": _result(0.5, 0.2)})
+    rows = [line for line in ablation_markdown({"results": results}).splitlines() if "mean ± sd" in line]
+    assert [r.split(" | ")[0] for r in rows] == ["| shipped configuration, seeds 0, 1, 2 (mean ± sd)",
+                                                 "| no-gram, seeds 0, 1, 2 (mean ± sd)"]
+    assert rows[1].split(" | ")[1:2] == ["0.630 ± 0.020"] and "0.120 ± 0.010" in rows[1]

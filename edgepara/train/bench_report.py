@@ -166,31 +166,51 @@ ABLATION_COLUMNS = (  # (title, results key or None, emotion-probe key or None):
 )
 
 
+ABLATION_SEED = re.compile(r"(.+)-seed-(\d+)")  # `scripts/ablation.sh VARIANT-seed-N`: an ablation, seed N
+
+
 def ablation_markdown(report: dict, model: str = "edgepara-tiny") -> str:
     """One model's shipped configuration (seed 0, float) beside its `scripts/ablation.sh` runs (seeds and
-    ablations), on the clean tables and, where `--tables emotion` has run, the emotion probes."""
+    ablations), on the clean tables and, where `--tables emotion` has run, the emotion probes; then, for the
+    shipped configuration and each ablation run with more than one seed, mean ± sd over its seeds."""
     runs = ablation_runs(report["results"], model)
     if not runs:
         return ""
     probes = report.get("emotion", {}).get("probes", {})
     rows = [("shipped configuration, seed 0", f"{model} float")] + [(v, ablation_name(v, model)) for v in sorted(runs)]
 
-    def cells(key: str) -> list[str]:
+    def values(key: str) -> list[list]:
         r, p = report["results"][key], probes.get(key, {})
-        out = []
-        for _, result_keys, probe_keys in ABLATION_COLUMNS:
-            if result_keys:
-                values = [_value(r, k) for k in ((result_keys,) if isinstance(result_keys, str) else result_keys)]
-            else:
-                values = [_value(p, k) for k in probe_keys]
-            out.append(" / ".join("–" if v is None else f"{v:.3f}" for v in values))
-        return out
+        return [[_value(r, k) for k in ((result_keys,) if isinstance(result_keys, str) else result_keys)]
+                if result_keys else [_value(p, k) for k in probe_keys]
+                for _, result_keys, probe_keys in ABLATION_COLUMNS]
 
+    def single(key: str) -> list[str]:
+        return [" / ".join("–" if v is None else f"{v:.3f}" for v in column) for column in values(key)]
+
+    def spread(keys: list[str]) -> list[str]:
+        columns = zip(*(values(k) for k in keys))  # per column: one value list per seed
+        return [" / ".join("–" if any(v is None for v in seeds) else
+                           f"{np.mean(seeds):.3f} ± {np.std(seeds, ddof=1):.3f}" for seeds in zip(*column))
+                for column in columns]
+
+    groups = {"shipped configuration": {0: f"{model} float"}}
+    for variant in runs:
+        if seed := SEED_VARIANT.fullmatch(variant):
+            groups["shipped configuration"][int(seed.group(1))] = ablation_name(variant, model)
+        elif seeded := ABLATION_SEED.fullmatch(variant):
+            base = seeded.group(1)
+            if base in runs:
+                groups.setdefault(base, {0: ablation_name(base, model)})[int(seeded.group(2))] = \
+                    ablation_name(variant, model)
     lines = ["", f"Seeds and ablations ({model}, float; `scripts/ablation.sh VARIANT`, emotion columns from "
                  "`--tables emotion --ablation DIR`):", "",
              f"| {model}, float | " + " | ".join(c[0] for c in ABLATION_COLUMNS) + " |",
              "|---|" + "---:|" * len(ABLATION_COLUMNS)]
-    lines += [f"| {label} | " + " | ".join(cells(key)) + " |" for label, key in rows]
+    lines += [f"| {label} | " + " | ".join(single(key)) + " |" for label, key in rows]
+    lines += [f"| {base}, seeds {', '.join(map(str, sorted(seeds)))} (mean ± sd) | "
+              + " | ".join(spread([seeds[s] for s in sorted(seeds)])) + " |"
+              for base, seeds in groups.items() if len(seeds) > 1]
     return "\n".join(lines)
 
 
