@@ -293,3 +293,59 @@ def test_impossible_false_accept_rates_are_refused(profile_dir, no_shipped_card,
         {"impostor_curve": CURVE, "model": "edgepara-small", "model_sha256": "a" * 64, "dim": DIM}))
     with pytest.raises(ProfileError, match=r"expected false-accept rate as a share of strangers in \(0, 1\)"):
         SpeakerHead.load(profile_dir, CARD, false_accept=rate)
+
+
+def test_the_final_decides_on_the_utterances_voice_not_the_mean_of_its_window_cosines(profile_dir, directions):
+    """Three windows of alice and one odd window (a cough, a door): the windows' cosines average 0.75, below the
+    bar, but the utterance's voice (its unit windows summed, then normalised) stays alice's at about 0.95."""
+    head = SpeakerHead.load(profile_dir, CARD, threshold=0.85)
+    alice = head._unit_centroids[0]
+    odd = np.random.default_rng(7).normal(size=DIM)
+    odd -= (odd @ alice) * alice  # at right angles to alice's profile
+    windows = [alice, alice, alice, odd]
+    mean_cosine = np.mean([head.cosines(w)[0] for w in windows])
+    assert mean_cosine == pytest.approx(0.75, abs=1e-6)
+    voices = sum(head.voice(w) for w in windows)
+    probs = head.utterance_probabilities(voices)
+    assert speaker.score_to_cosine(probs["alice"]) == pytest.approx(3 / np.sqrt(10), abs=1e-6)
+    assert head.label_for(probs)[0] == "alice"
+    assert head.label_for(head.utterance_probabilities(np.zeros(DIM)))[0] == "unknown"  # no speech, nobody
+
+
+def test_the_pipelines_final_is_the_heads_utterance_score(tmp_path):
+    """Through the real pipeline on the shipped model and a committed clip: each utterance's final speaker scores
+    are the head's utterance_probabilities of the voices of the windows the pipeline embedded (recorded as they
+    were embedded), not the mean of the windows' scores."""
+    from pathlib import Path
+
+    from edgepara import Pipeline
+    from edgepara.embed import embed_files
+    from edgepara.runtime import Embedder
+    from edgepara.stream.source import file_source
+
+    clip = Path(__file__).parent / "data" / "ravdess_A21_angry.flac"
+    embedder = Embedder("edgepara-tiny")
+    ProfileStore(tmp_path).add("alice", embed_files([clip], embedder=embedder).embeddings, 3.0, embedder.card)
+    pipeline = Pipeline(model="edgepara-tiny", heads=["speaker"], profiles=tmp_path)
+    head, seen = pipeline.heads[0], {}
+    timed_embed = pipeline.embedder.timed_embed
+
+    def recording(samples):
+        embedding, ms = timed_embed(samples)
+        seen.setdefault(utterance[0], []).append(embedding)
+        return embedding, ms
+
+    pipeline.embedder.timed_embed = recording
+    utterance, finals = [None], {}
+    for event in pipeline.run(file_source(clip)):
+        if event.type == "speech_start":
+            utterance[0] = event.utterance
+        if event.type == "prediction" and event.final:
+            finals[event.utterance] = event.probs
+    assert finals and set(finals) == set(seen)
+    for u, probs in finals.items():
+        expected = head.utterance_probabilities(sum(head.voice(e) for e in seen[u]))
+        assert probs == pytest.approx(expected, abs=1e-9)
+        windows_mean = np.mean([head.probabilities(e)["alice"] for e in seen[u]])
+        if len(seen[u]) > 1:
+            assert probs["alice"] > windows_mean  # the voice of consistent windows scores above their mean

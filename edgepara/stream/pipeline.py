@@ -539,6 +539,8 @@ class Pipeline:
                 finals = {} if mean is None else {
                     h.name: h.probabilities(mean, self.adaptation.baseline_for(self._utterance_voice))
                     for h in self._adaptive_heads}
+                if self._speaker is not None and self._speaker_voices is not None:  # the utterance's voice
+                    finals[self._speaker.name] = self._speaker.utterance_probabilities(self._speaker_voices)
                 closing = self.smoother.process(item, final_probs=finals)  # the finals follow their SpeechEnd
                 out += closing + self._speaker_change(closing)
                 if mean is not None:
@@ -555,12 +557,9 @@ class Pipeline:
         probs = {head.name: head.probabilities(embedding) for head in self.heads if head not in self._adaptive_heads}
         baseline = None
         speaker = self._speaker
-        if speaker is not None:  # the utterance's mean scores: whom the final names (adaptive heads, profiles)
-            p = np.array([probs[speaker.name][c] for c in speaker.classes], dtype=np.float64)
-            if self._speaker_scores is None or self._speaker_scores.shape != p.shape:  # someone enrolled
-                self._speaker_scores, self._speaker_windows = np.zeros_like(p), 0
-            self._speaker_scores += p
-            self._speaker_windows += 1
+        if speaker is not None:  # the utterance's voice so far: whom the final names (adaptive heads, profiles)
+            voice = speaker.voice(embedding)
+            self._speaker_voices = voice if self._speaker_voices is None else self._speaker_voices + voice
         if self._adaptive_heads:
             voice = self._utterance_voice = self._enrolled_voice()
             state = self.adaptation.baseline_for(voice)
@@ -619,26 +618,26 @@ class Pipeline:
         return [SpeakerChange(t=final.t, utterance=final.utterance, previous=previous, speaker=now)]
 
     def _new_utterance(self) -> None:
-        """What the adaptation gathers over one utterance: its embeddings' sum, the speaker head's scores."""
-        self._utterance_sum, self._utterance_windows, self._speaker_scores, self._speaker_windows = None, 0, None, 0
+        """What the adaptation gathers over one utterance: its embeddings' sum, its windows' voices' sum."""
+        self._utterance_sum, self._utterance_windows, self._speaker_voices = None, 0, None
         self._utterance_voice = None  # the voice the last window was read against
 
     def _adapt_profile(self, voice: str, mean: np.ndarray) -> None:
         """`adapt_profiles`: the named speaker's profile moves a bounded step towards this utterance when the
-        head named them confidently (their mean window score, what the final decided on)."""
+        head named them confidently (the utterance's score, what the final decided on)."""
         from ..speaker import score_to_cosine
 
         speaker = self._speaker
-        score = self._speaker_scores[speaker.classes.index(voice)] / self._speaker_windows
+        score = speaker.utterance_probabilities(self._speaker_voices)[voice]
         speaker.adapt(voice, float(score_to_cosine(score)), mean)
 
     def _enrolled_voice(self) -> str | None:
-        """The enrolled speaker the speaker head names for the utterance so far (its windows' mean scores,
-        as its final prediction decides), or None."""
+        """The enrolled speaker the speaker head names for the utterance so far (as its final prediction
+        decides), or None."""
         speaker = self._speaker
-        if speaker is None or self._speaker_scores is None:
+        if speaker is None or self._speaker_voices is None:
             return None
-        label, _ = speaker.label_for(dict(zip(speaker.classes, self._speaker_scores / self._speaker_windows)))
+        label, _ = speaker.label_for(speaker.utterance_probabilities(self._speaker_voices))
         return label if label in speaker.speakers else None
 
     def _publish(self, events: list[Event]) -> list[Event]:

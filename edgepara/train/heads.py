@@ -186,13 +186,13 @@ def window_embeddings(model: str, rows: list, cache: Path, set_name: str, log) -
 def live_speaker_trials(windows: list[np.ndarray], speakers: np.ndarray, model_card: dict, seed: int = 0):
     """Verification trials scored exactly as the live head decides: a profile is the mean of 3 enrollment
     utterances' unit embeddings (each the mean of its windows, as `edgepara enroll` stores it); the head
-    compares the speaker part of that centroid with each window's speaker part, and the final prediction
-    averages the window scores over the utterance."""
+    compares the speaker part of that centroid with the utterance's voice (the direction of the sum of its
+    windows' unit speaker parts), as the final prediction does."""
     from .open_set import profile_centroid, unit_embeddings
 
     rng = np.random.default_rng(seed)
     dims = model_card.get("speaker_dims")
-    unit, unit_windows = unit_embeddings(windows, dims)
+    unit, voices = unit_embeddings(windows, dims)
     centroids, trial = {}, np.ones(len(speakers), bool)
     for s in sorted(set(speakers)):
         idx = rng.choice(np.flatnonzero(speakers == s), 3, replace=False)
@@ -200,9 +200,8 @@ def live_speaker_trials(windows: list[np.ndarray], speakers: np.ndarray, model_c
         trial[idx] = False
     scores_, same = [], []
     for i in np.flatnonzero(trial):
-        w = unit_windows[i]
         for s, c in centroids.items():
-            scores_.append(float(np.mean(w @ c)))
+            scores_.append(float(voices[i] @ c))
             same.append(speakers[i] == s)
     return np.array(scores_), np.array(same)
 
@@ -238,15 +237,15 @@ def calibrate_speaker_threshold(model: str, cache: Path, data_root=None, out_dir
         metrics[f"{name}_false_accept_one_profile"] = round(float(np.mean(scores_[~same] >= bar(1))), 4)
         metrics[f"{name}_false_reject_one_profile"] = round(float(np.mean(scores_[same] < bar(1))), 4)
     card = {
-        "name": "speaker", "version": "0.4.0", "task": "speaker identification against enrolled profiles",
+        "name": "speaker", "version": "0.4.1", "task": "speaker identification against enrolled profiles",
         "kind": "cosine to enrolled centroids (profiles made with `edgepara enroll`)", "classes": "enrolled names + unknown",
         "model": model_card["name"], "model_sha256": model_card["sha256"], "dim": model_card["embedding_dim"],
         "speaker_dims": model_card.get("speaker_dims"),
         "false_accept": rate,
         "impostor_curve": {k: curve[k] for k in ("false_accept", "cosine")},
         "metrics": dict(metrics, protocol=(
-            "score = mean over an utterance's speech windows of the cosine (speaker part) to a profile of 3 "
-            "enrollment utterances, as the live final prediction decides; the best profile names the speaker when "
+            "score = cosine (speaker part) of an utterance's voice (the direction of the sum of its speech windows' "
+            "unit speaker parts) to a profile of 3 enrollment utterances, as the live final prediction decides; the best profile names the speaker when "
             "its score reaches the cosine bar, else 'unknown'. impostor_curve: the cosine that strangers' "
             f"utterances reach against one profile at each rate ({curve['impostor_scores']} impostor scores, 400 "
             "draws, on speakers never trained on: RAVDESS actors 17-18, speechocean762 val speakers); with N people "

