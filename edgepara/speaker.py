@@ -187,7 +187,7 @@ class SpeakerHead:
 
     def alike(self) -> list[tuple[str, str, float]]:
         """Pairs of enrolled people whose profiles are as close as the naming bar: (name, name, cosine). Such a
-        pair's utterances are named as the other person 3-22 times as often as other pairs' (measured:
+        pair's utterances are named as the other person 3-29 times as often as other pairs' (measured:
         scripts/experiments/speaker_domains.py)."""
         cos = self._unit_centroids @ self._unit_centroids.T
         return [(self.speakers[i], self.speakers[j], float(cos[i, j]))
