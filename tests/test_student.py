@@ -96,3 +96,36 @@ def test_a_speaker_branch_needs_a_speaker_part_and_a_trunk():
         dataclasses.replace(SIZES["edgepara-tiny"], shared_blocks=6)
     with pytest.raises(ValueError, match="speaker branch"):
         dataclasses.replace(SIZES["edgepara-tiny"], speaker_dim=0)
+
+
+def test_the_margin_loss_takes_the_margin_off_the_true_class_only():
+    """CosFace on cosine logits: the loss of a window is the cross-entropy of scale * (cosines - margin at its
+    speaker); no margin gives the plain scaled softmax; a window without a speaker (-1) adds nothing."""
+    import keras.ops as K
+
+    from edgepara.train.losses import margin_class_loss
+
+    cosines = np.array([[0.9, 0.2, 0.1], [0.3, 0.4, 0.5], [0.5, 0.5, 0.5]], np.float32)
+    labels = np.array([0, 2, -1], np.int32)
+
+    def expected(margin):
+        z = 30.0 * (cosines - margin * np.eye(3)[np.maximum(labels, 0)])
+        ce = np.log(np.exp(z).sum(axis=1)) - z[np.arange(3), np.maximum(labels, 0)]
+        return ce * (labels >= 0)
+
+    for margin in (0.0, 0.2):
+        got = K.convert_to_numpy(margin_class_loss(30.0, margin)(labels, cosines))
+        assert np.allclose(got, expected(margin), rtol=1e-4, atol=1e-4)
+    assert np.all(expected(0.2)[:2] > expected(0.0)[:2])
+
+
+def test_the_cosine_speaker_classifier_reads_only_angles():
+    """With --speaker-margin the speaker logits are cosines: bounded by 1 whatever the class directions' length."""
+    cfg = SIZES["edgepara-tiny"]
+    backbone = build_backbone(cfg)
+    trainer = build_trainer(backbone, cfg.speaker_dim, {}, n_speakers=5, cosine_speakers=True)
+    layer = trainer.get_layer("to_speaker_id")
+    layer.directions.assign(layer.directions * 50.0)
+    out = trainer(np.random.default_rng(0).normal(size=(2, *backbone.inputs[0].shape[1:])).astype(np.float32))
+    cos = np.asarray(out["speaker_id"])
+    assert cos.shape == (2, 5) and np.all(np.abs(cos) <= 1.0 + 1e-5)

@@ -30,6 +30,7 @@ SHIPPED_LOSSES = ("whisper", "resemblyzer", "gram", "speaker_id", "emotion", "em
 LOSSES = SHIPPED_LOSSES + ("dvector",)
 LOSS_WEIGHTS = {"whisper": 1.0, "resemblyzer": 1.0, "gram": 2.0, "speaker_id": 0.3, "emotion": 0.3,
                 "emotion8": 0.3, "arousal": 0.3, "whisper_emotion": 0.3, "dvector": 1.0}
+MARGIN_SCALE = 30.0  # cosine logits' scale with --speaker-margin (CosFace's usual 30; the shipped softmax: 16)
 SPEAKER_TEACHERS = ("resemblyzer", "dvector")  # pooled targets the speaker part learns (the others: the embedding)
 LICENSES = {
     "ravdess": "RAVDESS (actors 1-16): CC BY-NC-SA 4.0 (Livingstone & Russo 2018)",
@@ -68,6 +69,7 @@ class DistillConfig:
     simulated_rooms: int = N_ROOMS  # simulated shoebox rooms among the corruptions (0: measured rooms only)
     babble: bool = True  # babble of other training speakers among the background noises
     leave_out: tuple[str, ...] = ()  # data sets whose windows are left out of training (transfer figures)
+    speaker_margin: float = 0.0  # > 0: speakers by an additive-margin cosine softmax (CosFace, scale 30)
 
     def __post_init__(self):
         # checked before hours of teacher labelling, not after
@@ -80,6 +82,8 @@ class DistillConfig:
         if (self.epochs is not None and self.epochs < 1) or self.batch_size < 1 or not 0.0 <= self.corrupt_share <= 1.0:
             raise EdgeparaError(f"expected epochs >= 1, batch size >= 1 and 0 <= corrupt share <= 1, got "
                                 f"{self.epochs}, {self.batch_size}, {self.corrupt_share}")
+        if not 0.0 <= self.speaker_margin < 1.0:
+            raise EdgeparaError(f"expected 0 <= speaker margin < 1 (a cosine), got {self.speaker_margin}")
         if not 0.0 <= self.language_temperature <= 1.0 or self.simulated_rooms < 0:
             raise EdgeparaError(f"expected 0 <= language temperature <= 1 and simulated rooms >= 0, got "
                                 f"{self.language_temperature}, {self.simulated_rooms}")
@@ -141,7 +145,7 @@ def train_student(cfg: StudentConfig, clean: np.ndarray, corrupted: np.ndarray, 
     with the clean audio's targets."""
     import keras
 
-    from .losses import embedding_loss, make_gram_loss, masked_class_loss, soft_class_loss
+    from .losses import embedding_loss, make_gram_loss, margin_class_loss, masked_class_loss, soft_class_loss
 
     keras.utils.set_random_seed(dc.seed)
     epochs = dc.epochs or cfg.epochs
@@ -151,7 +155,7 @@ def train_student(cfg: StudentConfig, clean: np.ndarray, corrupted: np.ndarray, 
     if "whisper_emotion" in dc.losses:
         classes["whisper_emotion"] = len(TASKS["emotion"])
     trainer = build_trainer(backbone, cfg.speaker_dim, pooled, SPEAKER_TEACHERS, n_speakers=max(n_speakers, 2) if "speaker_id" in dc.losses else 0,
-                            classes=classes)
+                            classes=classes, cosine_speakers=dc.speaker_margin > 0)
     n_student_frames = int(backbone.outputs[-1].shape[1])
     losses = {k: embedding_loss for k in pooled}
     # the Whisper layers share one weight between them
@@ -165,6 +169,8 @@ def train_student(cfg: StudentConfig, clean: np.ndarray, corrupted: np.ndarray, 
     for name in ("speaker_id", *TASKS):
         if name in dc.losses:
             losses[name], weights[name], y[name] = masked_class_loss, LOSS_WEIGHTS[name], targets[name]
+    if "speaker_id" in dc.losses and dc.speaker_margin > 0:
+        losses["speaker_id"] = margin_class_loss(MARGIN_SCALE, dc.speaker_margin)
     if "whisper_emotion" in dc.losses:
         losses["whisper_emotion"], weights["whisper_emotion"] = soft_class_loss, LOSS_WEIGHTS["whisper_emotion"]
         y["whisper_emotion"] = targets["whisper_emotion"]
@@ -245,7 +251,9 @@ def model_card(cfg: StudentConfig, dc: DistillConfig, backbone, n_windows: int, 
                        "dvector": "MSE + cosine from the speaker embedding to the standardised d-vector target",
                        "gram": "temporal Gram-matrix MSE vs Whisper frames (STaR)",
                        "speaker_id": f"softmax over {speakers} training speakers on the unit-normalised speaker "
-                                     "part (scaled by 16)",
+                                     + ("part (scaled by 16)" if not dc.speaker_margin else
+                                        f"part: cosine classifier, additive margin {dc.speaker_margin:g} "
+                                        f"(CosFace, scale {MARGIN_SCALE:g})"),
                        "emotion": f"softmax over the 4 shared classes (neutral incl. calm, happy, sad, angry) on "
                                   f"{corpora} ({labelled.get('emotion', 0)} windows)",
                        "emotion8": f"softmax over RAVDESS's 8 emotions ({labelled.get('emotion8', 0)} windows)",

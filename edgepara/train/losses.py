@@ -57,6 +57,20 @@ def masked_class_loss(labels, logits):
     return ce * known
 
 
+def margin_class_loss(scale: float, margin: float):
+    """Additive-margin softmax (CosFace) on cosine logits: the true class's cosine must beat the others by
+    `margin` before the loss lets go, which pulls each speaker's windows together and pushes speakers apart in
+    angle, the unit the speaker head decides in. Label -1 (no speaker) adds nothing."""
+    import keras.ops as K
+
+    def loss(labels, cosines):
+        labels = K.reshape(K.cast(labels, "int32"), (-1,))
+        true = K.one_hot(K.maximum(labels, 0), K.shape(cosines)[-1])
+        return masked_class_loss(labels, scale * (cosines - margin * true))
+
+    return loss
+
+
 def soft_class_loss(probabilities, logits):
     """Cross-entropy to a teacher's class probabilities; rows of zeros (no soft target) add nothing."""
     import keras.ops as K

@@ -129,11 +129,13 @@ def backbone_parts(backbone, speaker_dim: int):
 
 
 def build_trainer(backbone, speaker_dim: int, targets: dict[str, int], speaker_teachers: tuple[str, ...] = (),
-                  n_speakers: int = 0, classes: dict[str, int] | None = None, gram_dim: int = 96):
+                  n_speakers: int = 0, classes: dict[str, int] | None = None, gram_dim: int = 96,
+                  cosine_speakers: bool = False):
     """Heads for training only: a linear projection per pooled target (from the speaker part for the
     `speaker_teachers`, else from the embedding), frames -> gram_dim for Gram matching, a softmax over training speakers
-    on the unit-normalised speaker part, and a linear classifier from the embedding for each of `classes`
-    (task -> number of classes: the labelled tasks and the Whisper probe's soft emotion targets)."""
+    on the unit-normalised speaker part (with `cosine_speakers` a cosine classifier, for a margin loss), and a
+    linear classifier from the embedding for each of `classes` (task -> number of classes: the labelled tasks and
+    the Whisper probe's soft emotion targets)."""
     import keras
     from keras import layers
 
@@ -145,10 +147,28 @@ def build_trainer(backbone, speaker_dim: int, targets: dict[str, int], speaker_t
     outputs["gram"] = layers.Dense(gram_dim, name="to_gram")(frames)
     if n_speakers:
         unit = layers.UnitNormalization()(speaker if speaker is not None else embedding)
-        outputs["speaker_id"] = layers.Dense(n_speakers, name="to_speaker_id")(layers.Rescaling(16.0)(unit))
+        outputs["speaker_id"] = (CosineLogits(n_speakers, name="to_speaker_id")(unit) if cosine_speakers else
+                                 layers.Dense(n_speakers, name="to_speaker_id")(layers.Rescaling(16.0)(unit)))
     for name, n in (classes or {}).items():
         outputs[name] = layers.Dense(n, name=f"to_{name}")(embedding)
     return keras.Model(backbone.inputs, outputs, name="trainer")
+
+
+def CosineLogits(n: int, name: str):
+    """Cosines between a unit input and n learned class directions (no bias): the logits of an additive-margin
+    softmax (CosFace), whose loss (losses.margin_class_loss) scales them and takes a margin off the true class."""
+    import keras
+
+    class _CosineLogits(keras.layers.Layer):
+        def build(self, input_shape):
+            self.directions = self.add_weight(shape=(int(input_shape[-1]), n), initializer="glorot_uniform",
+                                              name="directions")
+
+        def call(self, x):
+            return keras.ops.matmul(x, self.directions / (keras.ops.norm(self.directions, axis=0, keepdims=True)
+                                                          + 1e-12))
+
+    return _CosineLogits(name=name)
 
 
 def count_params(model) -> int:
