@@ -244,9 +244,9 @@ def calibrate_speaker_threshold(model: str, cache: Path, data_root=None, out_dir
         "false_accept": rate,
         "impostor_curve": {k: curve[k] for k in ("false_accept", "cosine")},
         "metrics": dict(metrics, protocol=(
-            "score = cosine (speaker part) of an utterance's voice (the direction of the sum of its speech windows' "
-            "unit speaker parts) to a profile of 3 enrollment utterances, as the live final prediction decides; the best profile names the speaker when "
-            "its score reaches the cosine bar, else 'unknown'. impostor_curve: the cosine that strangers' "
+            "score = cosine (speaker part) of an utterance's voice (the direction of the sum of its speech "
+            "windows' unit speaker parts) to a profile of 3 enrollment utterances, as the live final prediction "
+            "decides; the best profile names the speaker when its score reaches the cosine bar, else 'unknown'. impostor_curve: the cosine that strangers' "
             f"utterances reach against one profile at each rate ({curve['impostor_scores']} impostor scores, 400 "
             "draws, on speakers never trained on: RAVDESS actors 17-18, speechocean762 val speakers); with N people "
             "enrolled the head's bar is the curve's cosine at 1 - (1 - false_accept)^(1/N), so about false_accept "

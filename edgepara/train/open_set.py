@@ -1,8 +1,9 @@
 """Open-set speaker identification as the live speaker head decides it: N people enrolled (3 utterances each),
 everyone else a stranger. Each utterance's score against a profile is the cosine of its voice (the direction
 of the sum of its speech windows' unit speaker parts, what the final prediction decides on) to the profile's
-centroid; the best profile names the speaker when its score reaches the threshold, else "unknown". Measured over many random draws of who is
-enrolled, so that a threshold is judged by what it does with 1, 4 or 10 profiles, not one verification pair."""
+centroid; the best profile names the speaker when its score reaches the threshold, else "unknown". Measured
+over many random draws of who is enrolled, so that a threshold is judged by what it does with 1, 4 or 10
+profiles, not one verification pair."""
 from __future__ import annotations
 
 import numpy as np
