@@ -57,8 +57,8 @@ def system_embedders(runs: Path, ablation: Path | None) -> dict[str, tuple[str, 
 
 
 def int8_system(model: str) -> tuple[str, object, int]:
-    _, card = resolve_model(model)
-    return f"{model}_int8vad_{card['sha256'][:12]}", lambda: _int8(model), card["bytes"]
+    _, card = resolve_model(model)  # keyed by the card's name and digest: a .tflite path works too
+    return f"{card['name']}_int8vad_{card['sha256'][:12]}", lambda: _int8(model), card["bytes"]
 
 
 def _digest(path: Path) -> str:
