@@ -129,3 +129,33 @@ def test_the_cosine_speaker_classifier_reads_only_angles():
     out = trainer(np.random.default_rng(0).normal(size=(2, *backbone.inputs[0].shape[1:])).astype(np.float32))
     cos = np.asarray(out["speaker_id"])
     assert cos.shape == (2, 5) and np.all(np.abs(cos) <= 1.0 + 1e-5)
+
+
+def test_each_ablation_variant_runs_the_distill_it_names(tmp_path):
+    """scripts/ablation.sh in a scratch copy whose `edgepara` only prints its arguments: the variants and their
+    seeds give the distill command lines the benchmark's rows are named after."""
+    import os
+    import stat
+    import subprocess
+
+    (tmp_path / "scripts").mkdir()
+    script = tmp_path / "scripts" / "ablation.sh"
+    script.write_text((Path(__file__).parent.parent / "scripts" / "ablation.sh").read_text())
+    fake = tmp_path / ".venv" / "bin" / "edgepara"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\necho \"$@\"\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+
+    def commands(*variants):
+        r = subprocess.run(["bash", str(script), *variants], capture_output=True, text=True, env=dict(os.environ))
+        return r.returncode, [line for line in r.stdout.splitlines() if line.startswith("distill")], r.stderr
+
+    rc, lines, _ = commands("no-gram-seed-2", "speaker-margin", "without-baved_arabic-seed-1", "seed-1")
+    assert rc == 0
+    assert "--losses whisper,resemblyzer,speaker_id,emotion,emotion8,arousal,whisper_emotion --seed 2" in lines[0]
+    assert lines[0].endswith("--out runs/ablation/no-gram-seed-2/models --runs runs/ablation/no-gram-seed-2")
+    assert "--seed 0 --speaker-margin 0.2" in lines[1]
+    assert "--seed 1 --leave-out baved_arabic" in lines[2]
+    assert [line.split()[2] for line in lines[3:]] == ["edgepara-tiny", "edgepara-small"]  # seeds: both sizes
+    rc, lines, err = commands("no-such-loss-seed-1")
+    assert rc == 2 and not lines and "unknown loss in no-such-loss" in err
