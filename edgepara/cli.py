@@ -392,8 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="announce this device and its heads to Home Assistant (MQTT discovery; retained configs "
                            "under PREFIX, default homeassistant): a sensor per head, a speaking binary sensor")
     mqtt.add_argument("--mqtt-discovery-remove", action="store_true", default=None,
-                      help="remove this device's Home Assistant entities (those of --head and speaking: empty "
-                           "retained configs under the --mqtt-discovery prefix), then exit without listening")
+                      help="remove this device's Home Assistant entities (every config the broker holds for it "
+                           "under the --mqtt-discovery prefix, those of --head and speaking: empty retained "
+                           "configs), then exit without listening")
     listen.set_defaults(fn=cmd_listen)
 
     embed = sub.add_parser("embed", help="utterance embeddings of audio files, one row per file")

@@ -146,8 +146,9 @@ def _head_names(args) -> list[str]:
 
 
 def _remove_discovery(args) -> int:
-    """--mqtt-discovery-remove: empty retained configs for this device's speaking sensor and the sensors of the
-    heads --head names, which removes them from Home Assistant; nothing is listened to."""
+    """--mqtt-discovery-remove: empty retained configs for this device's speaking sensor, the sensors of the
+    heads --head names and any other config the broker holds for the device (MqttSink finds those), which
+    removes them from Home Assistant; nothing is listened to."""
     mqtt = _mqtt_sink(args)
     if mqtt is None:  # --mqtt-discovery-remove alone: _mqtt_sink refused it already; kept for clarity
         return 0

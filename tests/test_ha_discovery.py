@@ -233,6 +233,24 @@ def test_cli_publishes_retained_configs_whose_topics_are_where_the_events_go(tmp
 
 
 @needs_broker
+def test_removing_also_clears_heads_no_longer_named_and_nothing_of_other_devices(tmp_path, broker):
+    """A head dropped from --head (mask) since the entities were announced: --mqtt-discovery-remove with today's
+    --head still clears its config, found on the broker; another device's configs stay."""
+    for device, heads in (("kitchen", "emotion,mask"), ("den", "mask")):
+        r = run_cli(tmp_path, "listen", "--demo", "--fast", "--no-dashboard", "--head", heads, "--mqtt", broker.url,
+                    "--mqtt-device", device, "--mqtt-discovery")
+        assert r.returncode == 0, r.stderr
+    assert len(retained(broker.port, "homeassistant/#")) == 5
+    r = run_cli(tmp_path, "listen", "--head", "emotion", "--mqtt", broker.url, "--mqtt-device", "kitchen",
+                "--mqtt-discovery-remove")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert r.stdout.startswith("cleared 3 Home Assistant discovery configs of device 'kitchen'"), r.stdout
+    assert "homeassistant/sensor/edgepara_kitchen/mask/config" in r.stdout
+    assert sorted(retained(broker.port, "homeassistant/#")) == [
+        "homeassistant/binary_sensor/edgepara_den/speaking/config", "homeassistant/sensor/edgepara_den/mask/config"]
+
+
+@needs_broker
 def test_a_custom_prefix_and_the_config_file(tmp_path, broker):
     config = tmp_path / "edgepara.toml"
     config.write_text(f'[listen]\nmqtt = "{broker.url}"\nmqtt-device = "den"\nmqtt-prefix = "robots/edgepara"\n'

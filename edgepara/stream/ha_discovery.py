@@ -146,7 +146,8 @@ def head_config(settings: DiscoverySettings, head: DiscoveryHead, *, device: str
     """The sensor of one head. Its unique_id is NODE_ID_OBJECT_ID, from the device and head names only, so a
     restart finds the same entity (its history, its name and id as edited in Home Assistant). A head renamed (or
     a device renamed with --mqtt-device) is a new entity; the old one stays, fed by nothing, until its config is
-    removed: `listen --mqtt-discovery-remove` with the old names, or delete the device in Home Assistant."""
+    removed: `listen --mqtt-discovery-remove` (it clears every config the broker holds for the device; a renamed
+    device: with the old --mqtt-device), or delete the device in Home Assistant."""
     config = {
         "name": _display_name(head.name),
         "unique_id": f"{node_id(device)}_{slug(head.name)}",

@@ -9,7 +9,7 @@ Topics (PREFIX defaults to "edgepara", DEVICE to this host's name):
 With `discovery=DiscoverySettings(...)` the sink also announces the device to Home Assistant (ha_discovery.py):
 its retained discovery configs go out on every connection, the first and each reconnect (Home Assistant or the
 broker may have restarted meanwhile), before "online"; `DiscoverySettings(remove=True)` publishes empty configs
-instead, which removes the entities.
+instead, which removes the entities, for every config the broker still holds for the device under the prefix too.
 
 Each payload is one JSON object, byte for byte the line JsonlSink writes (without the newline).
 
@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 from ..config import toml_parser
 from ..errors import EdgeparaError, MissingExtraError
-from .ha_discovery import DiscoverySettings, check_discovery_prefix, config_messages
+from .ha_discovery import DiscoverySettings, check_discovery_prefix, config_messages, node_id
 from .sinks import event_to_json
 
 DEFAULT_PREFIX = "edgepara"
@@ -56,6 +56,7 @@ CONFIG_SECTION = "mqtt"
 # Messages handed to paho and not yet acknowledged. Beyond this they wait in our own bounded queue, so the bound
 # holds even when the broker is slow to acknowledge (paho's own queue is unbounded).
 MAX_IN_FLIGHT = 20
+RETAINED_SETTLE_S = 0.3  # after the subscription is granted: the broker's retained configs arrive at once
 LOOP_TICK_S = 0.025  # how long the sender waits on the socket; the delay a new event can see before it is sent
 DROP_NOTICE_EVERY_S = 2.0
 
@@ -299,6 +300,8 @@ class MqttSink:
 
         self._client = self._make_client(client_id, keepalive_s, ca_file)
         self._connect_first()
+        if discovery is not None and discovery.remove:
+            self._clear_every_retained_config()
         self._thread = threading.Thread(target=self._run, name="edgepara-mqtt", daemon=True)
         self._thread.start()
 
@@ -446,6 +449,26 @@ class MqttSink:
         if self._connect_result.is_failure:
             raise EdgeparaError(f"expected the MQTT broker at {url} to accept {self.credentials.describe()}, "
                                 f"got '{self._connect_result}'")
+
+    def _clear_every_retained_config(self) -> None:
+        """Removing: also clear the configs the broker still holds for this device under the prefix, not only
+        those of today's --head, so the entities of a head no longer named (renamed, dropped) go too. Read in the
+        caller's thread, before the sender starts."""
+        topic = f"{self.discovery.prefix}/+/{node_id(self.device)}/+/config"
+        found, granted = set(), []
+        self._client.on_message = lambda client, userdata, m: found.add(m.topic) if m.retain and m.payload else None
+        self._client.on_subscribe = lambda *args: granted.append(True)
+        self._client.subscribe(topic, qos=1)
+        deadline = time.monotonic() + self.connect_timeout_s
+        while not granted and time.monotonic() < deadline:
+            self._client.loop(timeout=0.05)
+        settle = time.monotonic() + RETAINED_SETTLE_S
+        while time.monotonic() < settle:
+            self._client.loop(timeout=0.05)
+        self._client.unsubscribe(topic)
+        self._client.on_message = self._client.on_subscribe = None
+        known = {t for t, _ in self._discovery_messages}
+        self._discovery_messages += [(t, b"") for t in sorted(found - known)]
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connect_result = reason_code
