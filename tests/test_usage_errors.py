@@ -62,6 +62,8 @@ BAD = [
     (["distill", "--language-temperature", "nan"], "--language-temperature"),
     (["distill", "--simulated-rooms", "-1"], "--simulated-rooms"),
     (["distill", "--leave-out", "emodb"], "leave out"),
+    (["distill", "--speaker-margin", "1.5"], "speaker margin"),
+    (["distill", "--speaker-margin", "nan"], "speaker margin"),
 ]
 BAD_CONFIG = [
     ('uncertain-below = 2', "uncertain-below"),
