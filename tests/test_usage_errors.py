@@ -64,6 +64,8 @@ BAD = [
     (["distill", "--leave-out", "emodb"], "leave out"),
     (["distill", "--speaker-margin", "1.5"], "speaker margin"),
     (["distill", "--speaker-margin", "nan"], "speaker margin"),
+    (["distill", "--context-s", "5"], "--context-s"),
+    (["distill", "--context-s", "2", "--losses", "whisper,gram_cross"], "context of 1, 2 or 3 s"),
 ]
 BAD_CONFIG = [
     ('uncertain-below = 2', "uncertain-below"),

