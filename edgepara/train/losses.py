@@ -25,12 +25,18 @@ def resample_matrix(n_from: int, n_to: int) -> np.ndarray:
     return m
 
 
-def gram(frames):
-    """Frame x frame cosine similarity, (B, T, D) -> (B, T, T)."""
+def cosines(a, b):
+    """(B, T, D) x (B, S, D) -> (B, T, S): cosines of a's frames against b's (b is a: the temporal Gram matrix)."""
     import keras.ops as K
 
-    unit = frames / (K.norm(frames, axis=-1, keepdims=True) + 1e-6)
-    return K.einsum("btd,bsd->bts", unit, unit)
+    unit_a = a / (K.norm(a, axis=-1, keepdims=True) + 1e-6)
+    unit_b = unit_a if b is a else b / (K.norm(b, axis=-1, keepdims=True) + 1e-6)
+    return K.einsum("btd,bsd->bts", unit_a, unit_b)
+
+
+def gram(frames):
+    """Frame x frame cosine similarity, (B, T, D) -> (B, T, T)."""
+    return cosines(frames, frames)
 
 
 def make_gram_loss(n_student_frames: int, n_teacher_frames: int, seconds: int = 1):
@@ -47,9 +53,8 @@ def make_gram_loss(n_student_frames: int, n_teacher_frames: int, seconds: int = 
         aligned = K.einsum("ts,bsd->btd", align, student_frames)
         if seconds == 1:
             return K.mean(K.square(K.cast(teacher_gram, "float32") - gram(aligned)), axis=(1, 2))
-        blocks = K.reshape(aligned, (-1, seconds, n_teacher_frames, aligned.shape[-1]))
-        unit = blocks / (K.norm(blocks, axis=-1, keepdims=True) + 1e-6)
-        student = K.einsum("bktd,bksd->bkts", unit, unit)
+        seconds_apart = K.reshape(aligned, (-1, n_teacher_frames, aligned.shape[-1]))  # one row per second
+        student = K.reshape(gram(seconds_apart), (-1, seconds, n_teacher_frames, n_teacher_frames))
         teacher = K.cast(teacher_gram, "float32")
         present = K.cast(K.mean(K.abs(teacher), axis=(2, 3)) > 0, "float32")  # (B, seconds)
         per_block = K.mean(K.square(teacher - student), axis=(2, 3))
@@ -68,9 +73,7 @@ def make_cross_gram(n_in_frames: int, n_out_frames: int, n_teacher_frames: int):
 
     def cross_gram(pair):
         inputs, outputs = (K.einsum("ts,bsd->btd", align, x) for align, x in zip((align_in, align_out), pair))
-        unit_in = inputs / (K.norm(inputs, axis=-1, keepdims=True) + 1e-6)
-        unit_out = outputs / (K.norm(outputs, axis=-1, keepdims=True) + 1e-6)
-        return K.einsum("btd,bsd->bts", unit_in, unit_out)
+        return cosines(inputs, outputs)
 
     return cross_gram
 

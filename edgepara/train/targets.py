@@ -144,7 +144,7 @@ def window_starts(audio: np.ndarray, windows) -> tuple[np.ndarray, np.ndarray]:
 def cosine_gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(n, T, D) x (n, T, D) -> (n, T, T) cosines of a's frames against b's (a is b: the temporal Gram matrix)."""
     unit_a = a / (np.linalg.norm(a, axis=-1, keepdims=True) + 1e-6)
-    unit_b = b / (np.linalg.norm(b, axis=-1, keepdims=True) + 1e-6)
+    unit_b = unit_a if b is a else b / (np.linalg.norm(b, axis=-1, keepdims=True) + 1e-6)
     return np.einsum("ntd,nsd->nts", unit_a, unit_b).astype(np.float16)
 
 
