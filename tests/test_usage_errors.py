@@ -65,6 +65,7 @@ BAD = [
     (["distill", "--speaker-margin", "1.5"], "speaker margin"),
     (["distill", "--speaker-margin", "nan"], "speaker margin"),
     (["distill", "--context-s", "5"], "--context-s"),
+    (["distill", "--speaker-dim", "8"], "speaker part of 16 to 256"),
     (["distill", "--context-s", "2", "--losses", "whisper,gram_cross"], "context of 1, 2 or 3 s"),
 ]
 BAD_CONFIG = [

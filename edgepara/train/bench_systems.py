@@ -56,6 +56,17 @@ def system_embedders(runs: Path, ablation: Path | None) -> dict[str, tuple[str, 
     return systems
 
 
+def ablation_speaker_dims(ablation: Path | None) -> dict[str, list[int] | None]:
+    """Each ablation row's speaker part from its run's own layout: a variant may change the part's width."""
+    dims = {}
+    for variant in sorted(p for p in (ablation.iterdir() if ablation and ablation.is_dir() else []) if p.is_dir()):
+        for path in sorted(variant.glob("*/backbone.keras")):
+            cfg = run_layout(path.parent.name, path)
+            dims[ablation_name(variant.name, path.parent.name)] = \
+                [cfg.embedding_dim, cfg.output_dim()] if cfg.speaker_dim else None
+    return dims
+
+
 def int8_system(model: str) -> tuple[str, object, int]:
     _, card = resolve_model(model)  # keyed by the card's name and digest: a .tflite path works too
     return f"{card['name']}_int8vad_{card['sha256'][:12]}", lambda: _int8(model), card["bytes"]

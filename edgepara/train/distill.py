@@ -73,6 +73,7 @@ class DistillConfig:
     leave_out: tuple[str, ...] = ()  # data sets whose windows are left out of training (transfer figures)
     speaker_margin: float = 0.0  # > 0: speakers by an additive-margin cosine softmax (CosFace, scale 30)
     context_s: int = 1  # seconds the student hears per window (2: the cached 1 s windows joined in pairs)
+    speaker_dim: int | None = None  # the speaker part's width (None: each size's shipped width, 64)
 
     def __post_init__(self):
         # checked before hours of teacher labelling, not after
@@ -88,6 +89,8 @@ class DistillConfig:
         if self.context_s not in (1, 2, 3) or (self.context_s > 1 and "gram_cross" in self.losses):
             raise EdgeparaError(f"expected a context of 1, 2 or 3 s (gram_cross with 1 s only), got {self.context_s} s"
                                 + (" with gram_cross" if "gram_cross" in self.losses else ""))
+        if self.speaker_dim is not None and not 16 <= self.speaker_dim <= 256:
+            raise EdgeparaError(f"expected a speaker part of 16 to 256 dimensions, got {self.speaker_dim}")
         if not 0.0 <= self.speaker_margin < 1.0:
             raise EdgeparaError(f"expected 0 <= speaker margin < 1 (a cosine), got {self.speaker_margin}")
         if not 0.0 <= self.language_temperature <= 1.0 or self.simulated_rooms < 0:
@@ -363,7 +366,8 @@ def distill(dc: DistillConfig, cache: Path, models_out: Path, runs: Path, data_r
     check_windows = heldout_windows(root, 40 if not dc.limit_clips else 4, WINDOW * dc.context_s)
     cards = []
     for size in dc.sizes:
-        cfg = replace(SIZES[size], window_samples=WINDOW * dc.context_s)
+        cfg = replace(SIZES[size], window_samples=WINDOW * dc.context_s,
+                      speaker_dim=dc.speaker_dim or SIZES[size].speaker_dim)
         t0 = time.time()
         clean, corrupted = log_mels(raw["audio"], cfg), log_mels(corrupted_audio, cfg)
         if size == dc.sizes[-1]:  # the waveforms are not needed again: about 4 GB freed before training
