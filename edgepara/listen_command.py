@@ -241,6 +241,14 @@ def listen(args) -> int:
     return 0
 
 
+def final_text(event) -> str:
+    """A final's label and confidence; an "uncertain" one also names the class it leans to, since a bare
+    probability names none ("unknown" speakers never show the nearest enrolled name)."""
+    if event.label == "uncertain" and event.probs:
+        return f"uncertain (leaning {max(event.probs, key=event.probs.get)}, {event.confidence:.2f})"
+    return f"{event.label} ({event.confidence:.2f})"
+
+
 def _save_profiles(pipeline) -> None:
     """What enrolled speakers said goes into their profiles (baselines; with --adapt-profiles, centroids); a
     store that cannot be written (a full disk, no permission) costs only that update, said in one line."""
@@ -252,8 +260,7 @@ def _save_profiles(pipeline) -> None:
 
 def _print_event(event) -> None:
     if event.type == "prediction" and event.final:
-        print(f"{event.t:8.2f}s  utterance {event.utterance}  {event.head}: {event.label} ({event.confidence:.2f})",
-              flush=True)
+        print(f"{event.t:8.2f}s  utterance {event.utterance}  {event.head}: {final_text(event)}", flush=True)
     elif event.type == "speaker_change":
         print(f"{event.t:8.2f}s  utterance {event.utterance}  speaker changed: {event.previous} -> {event.speaker}",
               flush=True)

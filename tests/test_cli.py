@@ -264,6 +264,18 @@ def test_listen_demo_fast(cli):
     assert r.returncode == 0, r.stderr
     assert_no_traceback(r.stderr)
     check_events(parse_jsonl(r.stdout), {"emotion"})
+    # the plain output: one line per final, an "uncertain" one naming the class it leans to
+    plain = cli("listen", "--demo", "--fast", "--no-dashboard")
+    assert plain.returncode == 0, plain.stderr
+    finals = [e for e in parse_jsonl(r.stdout) if e["type"] == "prediction" and e["final"]]
+    lines = [line.split("emotion: ", 1)[1] for line in plain.stdout.splitlines() if "emotion: " in line]
+    assert len(lines) == len(finals) >= 3
+    for event, line in zip(finals, lines):
+        if event["label"] == "uncertain":
+            leaning = max(event["probs"], key=event["probs"].get)
+            assert line == f"uncertain (leaning {leaning}, {event['confidence']:.2f})"
+        else:
+            assert line == f"{event['label']} ({event['confidence']:.2f})"
 
 
 # --- bad input --------------------------------------------------------------------------------------------
