@@ -48,22 +48,24 @@ def system_embedders(runs: Path, ablation: Path | None) -> dict[str, tuple[str, 
         if path.exists():
             systems[f"{model} float"] = (f"{model}_floatvad_{_digest(path)}", lambda m=model, p=path: _float(m, p),
                                          card["params"] * 4)
-    for variant in sorted(p for p in (ablation.iterdir() if ablation and ablation.is_dir() else []) if p.is_dir()):
-        for path in sorted(variant.glob("*/backbone.keras")):
-            model = path.parent.name
-            systems[ablation_name(variant.name, model)] = (
-                f"{model}_floatvad_{_digest(path)}", lambda m=model, p=path: _float(m, p), None)
+    for name, model, path in ablation_backbones(ablation):
+        systems[name] = (f"{model}_floatvad_{_digest(path)}", lambda m=model, p=path: _float(m, p), None)
     return systems
+
+
+def ablation_backbones(ablation: Path | None) -> list[tuple[str, str, Path]]:
+    """(row name, model, backbone path) of each run under a `scripts/ablation.sh` folder (VARIANT/MODEL/)."""
+    variants = sorted(p for p in (ablation.iterdir() if ablation and ablation.is_dir() else []) if p.is_dir())
+    return [(ablation_name(variant.name, path.parent.name), path.parent.name, path)
+            for variant in variants for path in sorted(variant.glob("*/backbone.keras"))]
 
 
 def ablation_speaker_dims(ablation: Path | None) -> dict[str, list[int] | None]:
     """Each ablation row's speaker part from its run's own layout: a variant may change the part's width."""
     dims = {}
-    for variant in sorted(p for p in (ablation.iterdir() if ablation and ablation.is_dir() else []) if p.is_dir()):
-        for path in sorted(variant.glob("*/backbone.keras")):
-            cfg = run_layout(path.parent.name, path)
-            dims[ablation_name(variant.name, path.parent.name)] = \
-                [cfg.embedding_dim, cfg.output_dim()] if cfg.speaker_dim else None
+    for name, model, path in ablation_backbones(ablation):
+        cfg = run_layout(model, path)
+        dims[name] = [cfg.embedding_dim, cfg.output_dim()] if cfg.speaker_dim else None
     return dims
 
 
