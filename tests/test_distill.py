@@ -146,11 +146,12 @@ def test_distill_end_to_end_shipped_sizes(tmp_path, tiny_data_root):
     assert embedder.window == 32000 and embedder.embed(np.zeros(32000, np.int16)).shape == (card["embedding_dim"],)
     assert run_layout("edgepara-tiny", tmp_path / "runs3" / "edgepara-tiny" / "backbone.keras").window_samples == 32000
     assert card["embedding_dim"] == 128 + 96 and card["speaker_dims"] == [128, 224]
-    from edgepara.train.bench_systems import ablation_speaker_dims
+    from edgepara.train.bench_systems import system_speaker_dims
 
-    dims = ablation_speaker_dims(tmp_path)  # tmp_path's folders as ablation variants
+    dims = system_speaker_dims(tmp_path)  # tmp_path's folders as ablation variants
     assert dims["ablation runs3 (edgepara-tiny float)"] == [128, 224]
     assert dims["ablation runs (edgepara-tiny float)"] == [128, 192]
+    assert dims["edgepara-tiny int8"] == dims["edgepara-tiny float"] == [128, 192]  # the shipped card's
     assert np.isfinite(card["training"]["final_losses"]["gram_loss"]) and card["metrics"]["int8_vs_float_median_cosine"] > 0.9
 
 

@@ -13,8 +13,8 @@ from ..errors import EdgeparaError
 from .bench_report import markdown_table, plot, retention, seed_summary
 from .bench_sets import ROBUST_SNR_DB, evaluation_sets
 from .bench_speed import speed  # noqa: F401 (the CLI calls bench.speed)
-from .bench_systems import (DISTILLATION_TEACHERS, WHISPER_SYSTEMS, ablation_speaker_dims, features, mask_X_rows,
-                            split_whisper_rows, system_embedders)
+from .bench_systems import (DISTILLATION_TEACHERS, WHISPER_SYSTEMS, features, mask_X_rows, split_whisper_rows,
+                            system_embedders, system_speaker_dims)
 from .bench_targets import record_emotion_in_model_cards, record_in_model_cards
 from .bench_tasks import clean_row, evaluate_mask, mask_design
 from .data import data_root as find_data_root
@@ -33,7 +33,7 @@ def quality(out: Path, cache: Path, runs: Path, data_root=None, log=print, comma
     split_whisper_rows(per_system)
     per_system["teachers_concat"] = {ds: np.concatenate([per_system[t][ds] for t in DISTILLATION_TEACHERS], axis=1)
                                      for ds in sets}
-    dims = ablation_speaker_dims(ablation)
+    dims = system_speaker_dims(ablation)
     results = {name: clean_row(name, X, ev, log, dims.get(name)) for name, X in per_system.items()}
     if masked:
         design = mask_design(masked)
@@ -131,7 +131,7 @@ def student_rows(report: dict, cache: Path, runs: Path, root: Path, ablation: Pa
     systems = {name: sys_ for name, sys_ in system_embedders(runs, ablation).items()
                if name.startswith(("edgepara", "ablation"))}
     results = {name: r for name, r in report["results"].items() if not name.startswith(("edgepara", "ablation"))}
-    dims = ablation_speaker_dims(ablation)
+    dims = system_speaker_dims(ablation)
     for name, sys_ in systems.items():
         results[name] = clean_row(name, {ds: features(sys_, items, cache, ds, log=log) for ds, items in ev.sets.items()},
                                   ev, log, dims.get(name))

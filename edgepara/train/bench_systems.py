@@ -60,12 +60,14 @@ def ablation_backbones(ablation: Path | None) -> list[tuple[str, str, Path]]:
             for variant in variants for path in sorted(variant.glob("*/backbone.keras"))]
 
 
-def ablation_speaker_dims(ablation: Path | None) -> dict[str, list[int] | None]:
-    """Each ablation row's speaker part from its run's own layout: a variant may change the part's width."""
+def system_speaker_dims(ablation: Path | None) -> dict[str, list[int] | None]:
+    """The speaker part each student row is scored on: the shipped card's for the shipped models (int8 and float),
+    the run's own layout for an ablation run (a variant may change the part's width). Rows absent: the whole vector."""
     dims = {}
+    for model in available_models():
+        dims[f"{model} int8"] = dims[f"{model} float"] = resolve_model(model)[1].get("speaker_dims")
     for name, model, path in ablation_backbones(ablation):
-        cfg = run_layout(model, path)
-        dims[name] = [cfg.embedding_dim, cfg.output_dim()] if cfg.speaker_dim else None
+        dims[name] = run_layout(model, path).speaker_dims()
     return dims
 
 

@@ -6,7 +6,6 @@ import hashlib
 
 import numpy as np
 
-from ..assets import available_models, resolve_model
 from .bench_sets import EvaluationSets, Item
 from .masks import HELD_OUT_MASK, MASK_TYPES
 from .probes import (first_n_per_speaker, fit_probe, identification_accuracy, leave_one_speaker_out, scores,
@@ -100,20 +99,10 @@ def evaluate_mask(X: np.ndarray, design: dict) -> dict:
             for which in ("test_seen", "test_held_out")}
 
 
-def speaker_view(system: str, X: np.ndarray, speaker_dims=None) -> np.ndarray:
-    """What a speaker head scores: a student's speaker part (`speaker_dims` where a run has its own layout, else
-    its shipped card's), else everything."""
+def clean_row(name: str, X: dict[str, np.ndarray], ev: EvaluationSets, log=print, speaker_dims=None) -> dict:
+    """One system's results on the clean sets (a student's speaker part, `speaker_dims`, for the speaker tasks;
+    everything for systems without one)."""
     from ..speaker import speaker_part
 
-    if speaker_dims:
-        return speaker_part(X, speaker_dims)
-    for model in available_models():
-        if system.startswith(model) or f"({model} " in system:
-            return speaker_part(X, resolve_model(model)[1].get("speaker_dims"))
-    return X
-
-
-def clean_row(name: str, X: dict[str, np.ndarray], ev: EvaluationSets, log=print, speaker_dims=None) -> dict:
-    """One system's results on the clean sets (its speaker part for the speaker tasks)."""
     log(f"  probes: {name}")
-    return evaluate_clean(X, {ds: speaker_view(name, x, speaker_dims) for ds, x in X.items()}, ev.data, ev.ages)
+    return evaluate_clean(X, {ds: speaker_part(x, speaker_dims) for ds, x in X.items()}, ev.data, ev.ages)

@@ -250,7 +250,7 @@ def model_card(cfg: StudentConfig, dc: DistillConfig, backbone, n_windows: int, 
         "params": count_params(backbone), "sample_rate": 16000,
         "window_samples": cfg.window_samples, "hop_samples": cfg.hop_samples,
         "frontend": cfg.frontend().to_card(), "embedding_dim": cfg.output_dim(),
-        "speaker_dims": [cfg.embedding_dim, cfg.output_dim()] if cfg.speaker_dim else None,
+        "speaker_dims": cfg.speaker_dims(),
         "architecture": cfg.to_dict(),
         "teachers": {
             "whisper": "Whisper encoder (MIT), faster-whisper CTranslate2 weights, run by edgepara.train.whisper: "

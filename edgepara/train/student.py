@@ -47,6 +47,10 @@ class StudentConfig:
     def output_dim(self) -> int:
         return self.embedding_dim + self.speaker_dim
 
+    def speaker_dims(self) -> list[int] | None:
+        """The card's `speaker_dims`: where the speaker part sits in the output vector (None without one)."""
+        return [self.embedding_dim, self.output_dim()] if self.speaker_dim else None
+
     def to_dict(self) -> dict:
         return asdict(self)
 
