@@ -15,6 +15,8 @@
 # speaker-dim-N widens the speaker part from 64 to N dimensions (the output grows with it).
 # with-gram-cross adds STaR's layer-wise (cross-layer) Gram loss: the student's last block's input frames
 # against its output frames, matched to Whisper tiny.en block 2's frames against block 3's (labelled beside the cache).
+# longer-no-gram is the next students' recipe: both sizes at three times their shipped schedules (tiny 36, small 24
+# epochs) without the Gram loss. A stopped run resumes after its last finished epoch when rerun.
 # VARIANT-seed-N runs an ablation with seed N (e.g. no-gram-seed-1), so an ablation gets a spread of its own.
 # Then: edgepara bench quality --ablation runs/ablation
 # Usage: scripts/ablation.sh [variant ...]   (default: the seeds and every no-... variant; tiny about 10-25
@@ -43,14 +45,16 @@ for variant in "${variants[@]}"; do
     no-*) losses=$(echo "$all" | tr ',' '\n' | grep -vx "${base#no-}" | paste -sd,)
       [ "$losses" = "$all" ] && { echo "unknown loss in $base (losses: $all)" >&2; exit 2; } ;;
     seed-*) seed="${base#seed-}"; sizes=(edgepara-tiny edgepara-small) ;;
+    longer-no-gram) losses=$(echo "$all" | tr ',' '\n' | grep -vx gram | paste -sd,); sizes=(edgepara-tiny edgepara-small) ;;
     tiny-epochs-*|small-epochs-*) epochs=(--epochs "${base##*-}"); sizes=("edgepara-${base%%-*}") ;;
     *) echo "unknown variant $variant (no-LOSS, no-whisper-teacher, no-language-balance, no-simulated-rooms," \
-         "no-babble, with-dvector, with-gram-cross, context-2s, speaker-margin, speaker-dim-N, without-SET, seed-N or tiny/small-epochs-N, each optionally -seed-N)" >&2; exit 2 ;;
+         "no-babble, with-dvector, with-gram-cross, context-2s, speaker-margin, speaker-dim-N, without-SET, longer-no-gram, seed-N or tiny/small-epochs-N, each optionally -seed-N)" >&2; exit 2 ;;
   esac
   for size in "${sizes[@]}"; do
     # done only if trained by this layout's code (0.3.0 runs write student.json)
     [ -f "runs/ablation/$variant/$size/student.json" ] && continue
     echo "== $variant $size ($(date -u +%H:%M))"
+    [ "$base" = longer-no-gram ] && epochs=(--epochs "$([ "$size" = edgepara-tiny ] && echo 36 || echo 24)")
     .venv/bin/edgepara distill --sizes "$size" --losses "$losses" --seed "$seed" "${epochs[@]}" "${data[@]}" \
       --out "runs/ablation/$variant/models" --runs "runs/ablation/$variant"
   done

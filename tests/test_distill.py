@@ -287,3 +287,55 @@ def test_distill_refuses_unknown_sizes_and_losses_before_labelling():
         DistillConfig(sizes=("edgepara-huge",))
     with pytest.raises(EdgeparaError, match="expected losses"):
         DistillConfig(losses=("egemaps",))
+
+
+def test_a_stopped_distill_resumes_from_its_last_epoch_to_the_same_student(tmp_path, tiny_data_root):
+    """Long trainings outlive a session: a rerun of the same command goes on after the last finished epoch and
+    ends with the weights of a run never stopped; another configuration never resumes from it."""
+    from edgepara.runtime import Embedder
+    from edgepara.train.bench_systems import run_layout
+    from edgepara.train.distill import DistillConfig, distill
+    from edgepara.train.student import build_backbone
+
+    cfg = DistillConfig(sizes=("edgepara-tiny",), epochs=2, batch_size=8, workers=1, simulated_rooms=20)
+    cache = tmp_path / "cache"
+    distill(cfg, cache, tmp_path / "whole", tmp_path / "runs-whole", data_root=tiny_data_root, log=lambda *_: None)
+
+    class Stopped(Exception):
+        pass
+
+    def stop_after_first_epoch(line):
+        if "epoch 1/2" in str(line):
+            raise Stopped
+
+    with pytest.raises(Stopped):
+        distill(cfg, cache, tmp_path / "resumed", tmp_path / "runs", data_root=tiny_data_root,
+                log=stop_after_first_epoch)
+    state = json.loads((tmp_path / "runs" / "edgepara-tiny" / "checkpoint" / "state.json").read_text())
+    assert state["epoch"] == 1 and not (tmp_path / "resumed" / "edgepara-tiny.tflite").exists()
+    lines = []
+    distill(cfg, cache, tmp_path / "resumed", tmp_path / "runs", data_root=tiny_data_root, log=lines.append)
+    assert any("resuming after epoch 1/2" in str(x) for x in lines)
+    assert not any("epoch 1/2:" in str(x) for x in lines)  # the first epoch is not trained again
+    # the same weights, to the bit, and so the same int8 student (its file also names layers by how many models
+    # the process built before, so its bytes match only between fresh processes, as a real rerun is)
+    def weights(runs):
+        path = runs / "edgepara-tiny" / "backbone.keras"
+        backbone = build_backbone(run_layout("edgepara-tiny", path))
+        backbone.load_weights(path)
+        return backbone.get_weights()
+
+    for whole, resumed in zip(weights(tmp_path / "runs-whole"), weights(tmp_path / "runs")):
+        np.testing.assert_array_equal(whole, resumed)
+    audio = (np.random.default_rng(3).standard_normal(16000) * 3000).astype(np.int16)
+    np.testing.assert_array_equal(Embedder(tmp_path / "resumed" / "edgepara-tiny.tflite").embed(audio),
+                                  Embedder(tmp_path / "whole" / "edgepara-tiny.tflite").embed(audio))
+    assert not (tmp_path / "runs" / "edgepara-tiny" / "checkpoint").exists()  # finished: nothing left to resume
+    # a checkpoint of another seed is not resumed (it would silently mix two runs)
+    with pytest.raises(Stopped):
+        distill(cfg, cache, tmp_path / "resumed", tmp_path / "runs", data_root=tiny_data_root,
+                log=stop_after_first_epoch)
+    lines = []
+    other = DistillConfig(sizes=("edgepara-tiny",), epochs=2, batch_size=8, workers=1, simulated_rooms=20, seed=1)
+    distill(other, cache, tmp_path / "other", tmp_path / "runs", data_root=tiny_data_root, log=lines.append)
+    assert not any("resuming" in str(x) for x in lines) and any("epoch 1/2:" in str(x) for x in lines)

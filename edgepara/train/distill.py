@@ -1,11 +1,14 @@
 """`edgepara distill`: teacher targets -> student training (multi-teacher pooled targets, temporal Gram
 matching, speaker, emotion and arousal classifiers on training speakers, languages balanced, measured and
 simulated rooms, noise and babble) -> int8 export -> checks -> model card.
-One command, fixed seed, resumable teacher cache."""
+One command, fixed seed, resumable teacher cache and training (a checkpoint per epoch)."""
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -149,10 +152,11 @@ def corrupted_copies(audio: np.ndarray, speakers: np.ndarray, root: Path, dc: Di
 
 
 def train_student(cfg: StudentConfig, clean: np.ndarray, corrupted: np.ndarray, targets: dict, dc: DistillConfig,
-                  n_speakers: int, draw: np.ndarray, log=print):
+                  n_speakers: int, draw: np.ndarray, log=print, checkpoint: Path | None = None):
     """Each epoch draws as many windows as there are training windows, with probabilities `draw` (languages
     balanced: balance.py), and hears each clean or as its corrupted version (chosen anew each time), always
-    with the clean audio's targets."""
+    with the clean audio's targets. With `checkpoint`, every finished epoch is saved there and a rerun of the
+    same configuration goes on from the last one, to the same weights as a run never stopped."""
     import keras
 
     from .losses import (embedding_loss, gram_mse, make_gram_loss, margin_class_loss, masked_class_loss,
@@ -198,8 +202,14 @@ def train_student(cfg: StudentConfig, clean: np.ndarray, corrupted: np.ndarray, 
     n_val = max(1, len(clean) // 20)
     val_idx, train_idx = order[:n_val], order[n_val:]
     p_train = draw[train_idx] / draw[train_idx].sum()
-    history = {}
-    for epoch in range(epochs):
+    history, start, seconds, t0 = {}, 0, 0.0, time.time()
+    fingerprint = run_fingerprint(cfg, dc, epochs, targets)
+    if checkpoint is not None:
+        start, history, seconds = load_checkpoint(checkpoint, fingerprint, trainer, rng)
+        if start:
+            log(f"  {cfg.name}: resuming after epoch {start}/{epochs} ({checkpoint})")
+    for epoch in range(start, epochs):
+        keras.utils.set_random_seed(dc.seed * 1000 + epoch)  # fit()'s shuffle: a function of the epoch alone
         drawn = np.sort(rng.choice(train_idx, len(train_idx), p=p_train))  # fit() shuffles
         heard = clean[drawn]
         corrupt = rng.random(len(drawn)) < dc.corrupt_share
@@ -208,9 +218,55 @@ def train_student(cfg: StudentConfig, clean: np.ndarray, corrupted: np.ndarray, 
                         validation_data=(clean[val_idx][..., None], {k: v[val_idx] for k, v in y.items()}),
                         batch_size=dc.batch_size, initial_epoch=epoch, epochs=epoch + 1, verbose=0, shuffle=True)
         history = {k: float(v[-1]) for k, v in h.history.items()}
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, fingerprint, trainer, rng, epoch + 1, history, seconds + time.time() - t0)
         log(f"  {time.strftime('%H:%M:%S')} {cfg.name} epoch {epoch + 1}/{epochs}: loss {history['loss']:.4f} "
             f"val {history['val_loss']:.4f}")
-    return backbone, history
+    return backbone, history, seconds + time.time() - t0
+
+
+def run_fingerprint(cfg: StudentConfig, dc: DistillConfig, epochs: int, targets: dict) -> str:
+    """What a checkpoint must match to be resumed: the layout, every training setting and the data."""
+    settings = {k: v for k, v in asdict(dc).items() if k not in ("sizes", "workers", "ray", "label_only")}
+    digest = hashlib.sha256(json.dumps([cfg.to_dict(), settings, epochs], sort_keys=True, default=str).encode())
+    for name in sorted(targets):
+        digest.update(name.encode() + np.ascontiguousarray(targets[name]).tobytes())
+    return digest.hexdigest()
+
+
+def save_checkpoint(folder: Path, fingerprint: str, trainer, rng: np.random.Generator, epoch: int, history: dict,
+                    seconds: float):
+    """Weights, optimizer state and the draw generator after `epoch`; state.json, written last and atomically,
+    names the epoch, so a run stopped mid-save resumes from the one before."""
+    folder.mkdir(parents=True, exist_ok=True)
+    trainer.save_weights(folder / f"epoch-{epoch}.weights.h5")
+    np.savez(folder / f"epoch-{epoch}.optimizer.npz", *[np.asarray(v) for v in trainer.optimizer.variables])
+    state = {"fingerprint": fingerprint, "epoch": epoch, "history": history, "rng": rng.bit_generator.state,
+             "seconds": seconds}
+    (folder / "state.json.tmp").write_text(json.dumps(state))
+    (folder / "state.json.tmp").replace(folder / "state.json")
+    for old in folder.glob("epoch-*"):
+        if old.name.split(".")[0] != f"epoch-{epoch}":
+            old.unlink()
+
+
+def load_checkpoint(folder: Path, fingerprint: str, trainer, rng: np.random.Generator) -> tuple[int, dict, float]:
+    """(epochs already done, their last losses, seconds they took); (0, {}, 0) when there is no checkpoint of
+    this configuration."""
+    try:
+        state = json.loads((folder / "state.json").read_text())
+    except (OSError, ValueError):
+        return 0, {}, 0.0
+    if state.get("fingerprint") != fingerprint:
+        return 0, {}, 0.0  # another configuration's (or other data's) run: start afresh, it is overwritten
+    epoch = state["epoch"]
+    trainer.load_weights(folder / f"epoch-{epoch}.weights.h5")
+    trainer.optimizer.build(trainer.trainable_variables)
+    with np.load(folder / f"epoch-{epoch}.optimizer.npz") as saved:
+        for i, variable in enumerate(trainer.optimizer.variables):
+            variable.assign(saved[f"arr_{i}"])
+    rng.bit_generator.state = state["rng"]
+    return epoch, state["history"], state["seconds"]
 
 
 def float_embeddings(backbone, mels: np.ndarray) -> np.ndarray:
@@ -368,14 +424,13 @@ def distill(dc: DistillConfig, cache: Path, models_out: Path, runs: Path, data_r
     for size in dc.sizes:
         cfg = replace(SIZES[size], window_samples=WINDOW * dc.context_s,
                       speaker_dim=dc.speaker_dim or SIZES[size].speaker_dim)
-        t0 = time.time()
         clean, corrupted = log_mels(raw["audio"], cfg), log_mels(corrupted_audio, cfg)
         if size == dc.sizes[-1]:  # the waveforms are not needed again: about 4 GB freed before training
             del raw["audio"], corrupted_audio
-        backbone, final_losses = train_student(cfg, clean, corrupted, targets, dc, len(speakers), draw, log)
-        train_s = time.time() - t0
         run_dir = runs / size
         run_dir.mkdir(parents=True, exist_ok=True)
+        backbone, final_losses, train_s = train_student(cfg, clean, corrupted, targets, dc, len(speakers), draw, log,
+                                                        checkpoint=run_dir / "checkpoint")
         backbone.save(run_dir / "backbone.keras")
         write_json(run_dir / "student.json", cfg.to_dict())  # the layout, for rebuilding it from code
         # calibrate on clean and corrupted windows alike, so loud and noisy input stays in range
@@ -390,5 +445,6 @@ def distill(dc: DistillConfig, cache: Path, models_out: Path, runs: Path, data_r
         write_json(path.with_suffix(".json"), card)
         log(f"{size}: {card['params']} params, {card['bytes']} bytes int8, median cosine int8/float "
             f"{card['metrics']['int8_vs_float_median_cosine']}")
+        shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)  # the run is finished: nothing to resume
         cards.append(card)
     return cards
