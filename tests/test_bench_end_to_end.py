@@ -504,6 +504,11 @@ def test_write_heads_trains_the_emotion_heads_from_generated_corpora(world, emot
         assert set(test) == set(maps)
         for table in test.values():
             _rates(table)
+        # and measured through held-out rooms and noise
+        rooms = card["metrics"]["test_speakers_rooms_live"]
+        assert set(rooms) == set(test) and "held-out rooms" in card["metrics"]["split"]
+        for table in rooms.values():
+            _rates(table)
         if USE_ESPEAK:  # the spoken emotions differ in prosody and each corpus speaks one sentence per label:
             # learnable (the synthetic voices' RAVDESS emotions differ in nothing, and two training speakers per
             # corpus are too few to learn their small pitch shifts)
@@ -522,6 +527,7 @@ def test_write_heads_trains_the_emotion_heads_from_generated_corpora(world, emot
     # RAVDESS's own classes: no adaptation, fitted on actors 1-18 and tested on 19-22
     assert "input" not in cards["emotion8"] and "label_maps" not in cards["emotion8"]
     _rates(cards["emotion8"]["metrics"]["ravdess_test_actors"])
+    _rates(cards["emotion8"]["metrics"]["ravdess_test_actors_rooms_noise_10db"])
     if USE_ESPEAK:  # one sentence per RAVDESS emotion
         assert cards["emotion8"]["metrics"]["ravdess_test_actors"]["uar"] > 1.5 / len(RAVDESS_EMOTIONS)
     # what ships is what bench quality measured: the same recipe, the same cached embeddings, the same figures
@@ -579,6 +585,12 @@ def test_bench_emotion_tables_run_on_generated_corpora(world, emotion_written):
         live = emotion["live"][model]
         on = live["loco_live_uar_adaptation_speaker"]
         assert f"| {model} | {on['ravdess']:.3f} / " in markdown
+        # the shipped heads through held-out rooms and noise, beside their clean figures
+        for task in ("emotion", "arousal"):
+            clean, rooms = live[f"shipped_{task}_test_speakers"], live[f"shipped_{task}_test_speakers_rooms"]
+            assert set(clean) == set(rooms) and all(0 <= t["uar"] <= 1 for t in rooms.values())
+            [row] = [line for line in markdown.splitlines() if line.startswith(f"| {model} | {task} | ")]
+            assert f" {clean['ravdess']['uar']:.3f} / {rooms['ravdess']['uar']:.3f} |" in row
         # the model card records the tables and the targets (none of the held-out corpora may have shown a label
         # as certain: the lowest accuracy is then over those that did)
         card = json.loads((tree / "models" / f"{model}.json").read_text())

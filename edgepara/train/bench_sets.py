@@ -36,26 +36,28 @@ def speechocean_ages(root: Path) -> dict[str, int]:
             from None
 
 
+ROBUST_SNR_DB = 10.0
+
+
 @dataclass(frozen=True)
 class Item:
     """One utterance as a system hears it: clean, or through a simulated mask (seeded per utterance)."""
 
     utterance: Utterance
     mask: str | None = None
-    room_noise: tuple[str, str] | None = None  # (room file, noise file) for the robustness set
+    room_noise: tuple[str, str] | None = None  # (room file, noise file): the robustness set, heads' room copies
+    snr_db: float = ROBUST_SNR_DB  # the noise's level with room_noise
 
     def audio(self, curves: dict | None = None) -> np.ndarray:
         audio = read_audio(self.utterance.path)
         if self.room_noise is not None:
             seed = int(hashlib.sha1(f"{self.utterance.path.name}|{self.room_noise}".encode()).hexdigest()[:8], 16)
-            return through_room_and_noise(audio, *self.room_noise, np.random.default_rng(seed))
+            return through_room_and_noise(audio, *self.room_noise, np.random.default_rng(seed), self.snr_db)
         if self.mask is None:
             return audio
         seed = int(hashlib.sha1(f"{self.utterance.path.name}|{self.mask}".encode()).hexdigest()[:8], 16)
         return apply_mask(audio, *curves[self.mask], rng=np.random.default_rng(seed))
 
-
-ROBUST_SNR_DB = 10.0
 
 
 @lru_cache(maxsize=16)
@@ -68,25 +70,42 @@ def _noise_recording(noise: str) -> np.ndarray:
     return read_audio(noise)
 
 
-def through_room_and_noise(audio: np.ndarray, room: str, noise: str, rng: np.random.Generator) -> np.ndarray:
-    """A measured room response, then real noise at 10 dB SNR (a random stretch of the noise file)."""
+def through_room_and_noise(audio: np.ndarray, room: str, noise: str, rng: np.random.Generator,
+                           snr_db: float = ROBUST_SNR_DB) -> np.ndarray:
+    """A measured room response, then real noise at `snr_db` (a random stretch of the noise file)."""
     reverberant = _room_only(room)(audio, rng)
     noise_audio = _noise_recording(noise)
     start = int(rng.integers(0, max(1, len(noise_audio) - len(audio))))
-    return add_noise_at_snr(reverberant, noise_audio[start : start + len(audio)], ROBUST_SNR_DB)
+    return add_noise_at_snr(reverberant, noise_audio[start : start + len(audio)], snr_db)
+
+
+TRAIN_SNR_DB = (0.0, 20.0)  # the heads' room copies: an SNR drawn per utterance, not the test's 10 dB
+
+
+def room_noise_items(utterances: list[Utterance], root: Path, part: str = "eval") -> list[Item]:
+    """Each utterance through one measured room and one real noise. "eval": the held-out third of each (never
+    heard in distillation or by a head), taken in turn, at 10 dB SNR; "train": the rest, drawn per utterance,
+    at an SNR drawn from TRAIN_SNR_DB (the room copies the shipped emotion heads are fitted on)."""
+    rooms, noises = room_paths(root, part), noise_paths(root, part)
+    for name, listed in (("rirs_real", rooms), ("noise_real", noises)):
+        if not listed:  # every third file listed is held out: the manifest lists too few
+            raise EdgeparaError(f"expected recordings listed in {root / name / 'manifest.csv'} (a third of them "
+                                f"held out for the robustness set, the rest for training), got none for {part}")
+    if part == "eval":
+        return [Item(u, room_noise=(str(rooms[i % len(rooms)]), str(noises[(i // len(rooms)) % len(noises)])))
+                for i, u in enumerate(utterances)]
+    items = []
+    for u in utterances:
+        rng = np.random.default_rng(int(hashlib.sha1(f"{u.path.name}|train rooms".encode()).hexdigest()[:8], 16))
+        items.append(Item(u, room_noise=(str(rooms[rng.integers(len(rooms))]), str(noises[rng.integers(len(noises))])),
+                          snr_db=round(float(rng.uniform(*TRAIN_SNR_DB)), 1)))
+    return items
 
 
 def robust_items(ravdess: list[Utterance], root: Path) -> list[Item]:
     """RAVDESS test actors, each utterance through one held-out room and one held-out noise (never heard in
     distillation), chosen per utterance."""
-    rooms, noises = room_paths(root, "eval"), noise_paths(root, "eval")
-    for name, held_out in (("rirs_real", rooms), ("noise_real", noises)):
-        if not held_out:  # every third file listed is held out: the manifest lists none
-            raise EdgeparaError(f"expected recordings listed in {root / name / 'manifest.csv'} (a third of them "
-                                f"held out for the robustness set), got none")
-    test = [u for u in ravdess if u.split == "test"]
-    return [Item(u, room_noise=(str(rooms[i % len(rooms)]), str(noises[(i // len(rooms)) % len(noises)])))
-            for i, u in enumerate(test)]
+    return room_noise_items([u for u in ravdess if u.split == "test"], root, "eval")
 
 
 def mask_items(ravdess: list[Utterance]) -> list[Item]:

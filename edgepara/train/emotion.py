@@ -136,12 +136,14 @@ def head_from_probe(name: str, probe: Probe, card: dict | None = None):
     return ProbeHead(name, probe.classes, card=card, **arrays), arrays, card
 
 
-def live_finals(embedder, head, data: Labelled, modes=("speaker",), seed: int = 0) -> dict[str, tuple[list, int]]:
+def live_finals(embedder, head, data: Labelled, modes=("speaker",), seed: int = 0,
+                items: list | None = None) -> dict[str, tuple[list, int]]:
     """Each row's final prediction from `head` through the live pipeline (VAD, windows, int8 student,
     adaptation, smoother), for each adaptation mode in `modes`: one stream per speaker, the speaker's
     utterances in a seeded random order, each utterance followed by the end of speech; each clip is decoded
-    once and fed to one pipeline per mode. A row whose audio gives several utterances gets their mean
-    probabilities; one with no speech gets None. Returns mode -> (finals, how often a stream's voice restarted)."""
+    once and fed to one pipeline per mode (`items`, one per row: as those bench Items hear it, e.g. through a
+    room). A row whose audio gives several utterances gets their mean probabilities; one with no speech gets
+    None. Returns mode -> (finals, how often a stream's voice restarted)."""
     from ..audio import read_audio
     from ..stream.pipeline import Pipeline
     from ..types import Prediction
@@ -155,7 +157,7 @@ def live_finals(embedder, head, data: Labelled, modes=("speaker",), seed: int = 
         for pipeline in pipelines.values():
             pipeline.reset()
         for i in rng.permutation(np.flatnonzero(data.speakers == speaker)):
-            audio = read_audio(data.rows[i].path)
+            audio = read_audio(data.rows[i].path) if items is None else items[i].audio()
             for mode, pipeline in pipelines.items():
                 events = pipeline.process(audio) + pipeline.flush()
                 finals = [e.probs for e in events if isinstance(e, Prediction) and e.final and e.head == head.name]

@@ -9,7 +9,7 @@ import numpy as np
 from ..assets import heads_dir, resolve_model
 from ..errors import EdgeparaError
 from ..heads import save_probe
-from .bench_sets import Item, mask_curves, mask_items
+from .bench_sets import Item, mask_curves, mask_items, robust_items
 from .bench_systems import features, int8_system
 from .bench_tasks import evaluate_mask, mask_design
 from .masks import HELD_OUT_MASK, MASK_TYPES
@@ -72,7 +72,8 @@ def train_emotion_head(model: str, cache: Path, data_root=None, out_dir: Path | 
             split="fit on the training and validation speakers of every corpus below (C chosen on the validation "
                   "speakers, every (corpus, class) weighted equally), each speaker's embeddings standardised by that "
                   "speaker's own statistics; reported on each corpus's test speakers through the live pipeline (one "
-                  "stream per speaker, cold start included)", command=command),
+                  "stream per speaker, cold start included), clean and through held-out rooms and noise at 10 dB",
+            command=command),
             data=", ".join(CORPUS_CITATIONS[c] for c in maps),
             license=f"CC BY-NC-SA 4.0 and research use only (trained on {', '.join(maps)})",
             **{k: v for k, v in fields.items() if k in ("input", "adaptation", "uncertain_below")},
@@ -84,18 +85,24 @@ def train_emotion_head(model: str, cache: Path, data_root=None, out_dir: Path | 
 
 
 def train_ravdess_head(model: str, cache: Path, root: Path, out_dir: Path | None, log, command: str) -> dict:
-    """RAVDESS's own 8 classes, for acted studio English: fit on actors 1-16, C on 17-18, refit on 1-18."""
+    """RAVDESS's own 8 classes, for acted studio English: fit on actors 1-16, C on 17-18, refit on 1-18; tested
+    on actors 19-24, clean and through held-out rooms and noise (bench quality's robustness set)."""
     rows = load_manifest("ravdess", root)
     X = features(int8_system(model), [Item(u) for u in rows], cache, "ravdess", log=log)
+    held_out_rooms = features(int8_system(model), robust_items(rows, root), cache, "ravdess_robust", log=log)
     y, split = np.array([u.label for u in rows]), np.array([u.split for u in rows])
     probe = fit_probe(X[split == "train"], y[split == "train"], X[split == "val"], y[split == "val"])
     test = {k: round(v, 4) for k, v in scores(y[split == "test"], probe.predict(X[split == "test"])).items()}
+    rooms = {k: round(v, 4) for k, v in scores(y[split == "test"], probe.predict(held_out_rooms)).items()}
     card = probe_card("emotion8", "emotion, RAVDESS's 8 classes (acted studio English; no speaker adaptation)", probe,
-                      model, {"ravdess_test_actors": test, "split": "fit on RAVDESS actors 1-16, C on 17-18, refit on "
-                              "1-18; tested on actors 19-24 (utterance means)", "command": command},
+                      model, {"ravdess_test_actors": test, "ravdess_test_actors_rooms_noise_10db": rooms,
+                              "split": "fit on RAVDESS actors 1-16, C on 17-18, refit on 1-18; tested on actors 19-24 "
+                                       "(utterance means), clean and through held-out rooms and noise at 10 dB",
+                              "command": command},
                       data="RAVDESS (Livingstone & Russo 2018)")
     card = save_probe((out_dir or heads_dir() / model) / "emotion8.npz", card, probe.arrays())
-    log(f"emotion8 head on {model}: RAVDESS test actors acc {test['accuracy']:.3f} UAR {test['uar']:.3f}")
+    log(f"emotion8 head on {model}: RAVDESS test actors acc {test['accuracy']:.3f} UAR {test['uar']:.3f}; through "
+        f"held-out rooms and noise acc {rooms['accuracy']:.3f}")
     return card
 
 
