@@ -70,4 +70,3 @@ def test_the_threshold_is_the_lowest_that_keeps_shown_labels_right_at_the_rate()
     y = np.array(["happy"] * 40 + ["happy"] * 10 + ["sad"] * 30 + ["sad"] * 5)  # all shown: 50 of 80 right
     assert choose_threshold(finals, y, rate=0.70) == pytest.approx(0.56)
     assert choose_threshold(finals, y, rate=0.60) == pytest.approx(0.30)
-
