@@ -118,3 +118,11 @@ class OverlappingLogMel(LogMel):
             out = super().__call__(x)
         self._previous = (x.copy(), out)
         return out.copy()
+
+
+def band_shape(mel: np.ndarray) -> np.ndarray:
+    """A window's spectral shape: its mean log-mel per band less the mean over the bands, so loudness drops out.
+    A face mask's loss of high frequencies shows here; the student, taught to hear through rooms and codecs,
+    keeps little of it (the mask head reads both)."""
+    bands = np.asarray(mel, np.float32).mean(axis=0)
+    return bands - bands.mean()

@@ -12,6 +12,9 @@ from .assets import atomic_write_all, check_built_on_model, resolve_head
 from .errors import HeadError
 
 
+BAND_SHAPE_INPUT = "embedding+band_shape"  # head card "input": the embedding, then the window's band shape
+
+
 def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max()
     e = np.exp(z)
@@ -23,8 +26,10 @@ class ProbeHead:
 
     An adaptive head (arrays prior_mean and prior_std; card "input": "speaker_normalised") was trained on
     embeddings normalised by each speaker's own statistics: it reads each embedding against a voice's
-    Baseline (edgepara.adaptation), the population prior when none is given. Its card may also carry the
-    "uncertain_below" threshold calibrated for it."""
+    Baseline (edgepara.adaptation), the population prior when none is given. A head whose card "input" is
+    "embedding+band_shape" reads the window's spectral shape beside the embedding (`band_shape`, the
+    Embedder's band_shape() of the same window). Its card may also carry the "uncertain_below" threshold
+    calibrated for it."""
 
     def __init__(self, name: str, classes: list[str], mean, std, W, b, W1=None, b1=None, card=None,
                  prior_mean=None, prior_std=None):
@@ -33,7 +38,9 @@ class ProbeHead:
         self.W, self.b = np.asarray(W, np.float32), np.asarray(b, np.float32)
         self.W1 = None if W1 is None else np.asarray(W1, np.float32)
         self.b1 = None if b1 is None else np.asarray(b1, np.float32)
-        self.dim = len(self.mean)
+        self.reads_band_shape = self.card.get("input") == BAND_SHAPE_INPUT
+        self.band_shape_dim = int(self.card["band_shape_dim"]) if self.reads_band_shape else 0
+        self.dim = len(self.mean) - self.band_shape_dim  # the embedding's
         self.adaptive = prior_mean is not None
         if self.adaptive:
             self.prior_mean = np.asarray(prior_mean, np.float64)
@@ -59,7 +66,8 @@ class ProbeHead:
                 arrays = {k: z[k] for k in z.files}
         except Exception as err:
             raise HeadError(f"expected a head .npz at {path}, could not read it ({type(err).__name__})") from None
-        check_head_arrays(arrays, len(classes), card.get("dim"), path.name)
+        bands = band_shape_dim(card, path.with_suffix(".json").name, embedder_card)
+        check_head_arrays(arrays, len(classes), None if card.get("dim") is None else card["dim"] + bands, path.name)
         adaptive = card.get("input") == NORMALISED_INPUT
         if adaptive != ("prior_mean" in arrays and "prior_std" in arrays):
             raise HeadError(f"{path.name}: expected arrays prior_mean and prior_std exactly when the card's input "
@@ -67,9 +75,16 @@ class ProbeHead:
         known = {"mean", "std", "W", "b", "W1", "b1", "prior_mean", "prior_std"}
         return cls(card.get("name", path.stem), classes, **{k: v for k, v in arrays.items() if k in known}, card=card)
 
-    def probabilities(self, embedding: np.ndarray, baseline: Baseline | None = None) -> dict[str, float]:
+    def probabilities(self, embedding: np.ndarray, baseline: Baseline | None = None,
+                      band_shape: np.ndarray | None = None) -> dict[str, float]:
         if embedding.shape[-1] != self.dim:
             raise HeadError(f"head {self.name}: expected a {self.dim}-d embedding, got {embedding.shape[-1]}-d")
+        if self.reads_band_shape:
+            if band_shape is None or np.shape(band_shape)[-1] != self.band_shape_dim:
+                found = "none" if band_shape is None else f"{np.shape(band_shape)[-1]} values"
+                raise HeadError(f"head {self.name}: expected the window's band shape too ({self.band_shape_dim} values, "
+                                f"Embedder.band_shape()), got {found}")
+            embedding = np.concatenate([embedding, band_shape])
         if self.adaptive:
             embedding = (baseline or Baseline()).normalise(embedding, self.prior_mean, self.prior_std, self.prior_n,
                                                            self.prior_n_spread)
@@ -114,6 +129,22 @@ def validate_head_card(card: dict, where: str) -> list[str]:
     if dim is not None and not (type(dim) is int and dim >= 1):
         raise HeadError(f"{where}: expected dim, an integer >= 1, got {dim!r}")
     return list(classes)
+
+
+def band_shape_dim(card: dict, where: str, model_card: dict | None = None) -> int:
+    """How many band-shape values a head reads after the embedding: the card's band_shape_dim when its input is
+    "embedding+band_shape" (the model's mel bands, checked when the model's card is given), else 0."""
+    if card.get("input") != BAND_SHAPE_INPUT:
+        return 0
+    bands = card.get("band_shape_dim")
+    if not (type(bands) is int and bands >= 1):
+        raise HeadError(f"{where}: expected band_shape_dim, an integer >= 1, with input {BAND_SHAPE_INPUT!r}, got "
+                        f"{bands!r}")
+    n_mels = (model_card or {}).get("frontend", {}).get("n_mels", bands)
+    if bands != n_mels:
+        raise HeadError(f"{where}: expected band shapes of the model's {n_mels} mel bands, got {bands}; retrain the "
+                        "head for this model")
+    return bands
 
 
 def check_head_arrays(arrays: dict[str, np.ndarray], n_classes: int, dim: int | None, where: str) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from .assets import DEFAULT_MODEL, resolve_model
 from .errors import EdgeparaError, ModelError, UsageError
-from .frontend import FrontendConfig, OverlappingLogMel
+from .frontend import FrontendConfig, OverlappingLogMel, band_shape
 
 log = logging.getLogger(__name__)
 
@@ -189,13 +189,20 @@ class Embedder:
         return self.frontend(window)
 
     def embed(self, window: np.ndarray) -> np.ndarray:
-        mel = self.features(window)
+        mel = self._mel = self.features(window)
         q = np.round(mel / self._in_scale + self._in_zero)
         x = np.clip(q, -128, 127).astype(np.int8).reshape(self._in["shape"])
         self.interpreter.set_tensor(self._in["index"], x)
         self.interpreter.invoke()
         y = self.interpreter.get_tensor(self._out["index"]).reshape(-1).astype(np.float32)
         return (y - self._out_zero) * self._out_scale
+
+    def band_shape(self) -> np.ndarray:
+        """The spectral shape (frontend.band_shape) of the window embedded last: what a head with the card input
+        "embedding+band_shape" reads beside the embedding, from log-mels already computed."""
+        if getattr(self, "_mel", None) is None:
+            raise ValueError("expected a window embedded first, got none")
+        return band_shape(self._mel)
 
     def timed_embed(self, window: np.ndarray) -> tuple[np.ndarray, float]:
         t0 = time.perf_counter()

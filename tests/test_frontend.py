@@ -75,3 +75,20 @@ def test_overlapping_frontend_equals_the_whole_computation(speech_clip):
         np.testing.assert_allclose(live(window), whole(window), rtol=0, atol=1e-5)
     float_window = audio[:16000].astype(np.float32) / 32768.0
     np.testing.assert_allclose(live(float_window), whole(float_window), rtol=0, atol=1e-5)
+
+
+def test_band_shape_drops_loudness_and_shows_a_lost_top_octave(speech_clip):
+    """What the mask head reads beside the embedding: the mean spectrum's shape, not its level."""
+    from scipy.signal import butter, sosfilt
+
+    from edgepara.frontend import band_shape
+
+    cfg = FrontendConfig(n_mels=40)
+    logmel = LogMel(cfg)
+    x = read_audio(speech_clip)[16000:32000].astype(np.float32)
+    shape = band_shape(logmel(x))
+    assert shape.shape == (40,) and abs(float(shape.mean())) < 1e-4
+    np.testing.assert_allclose(band_shape(logmel(x * 0.25)), shape, atol=0.05)  # 12 dB quieter: the same shape
+    muffled = band_shape(logmel(sosfilt(butter(4, 3000, fs=16000, output="sos"), x).astype(np.float32)))
+    top = mel_filterbank(cfg).argmax(axis=1) * cfg.sample_rate / cfg.n_fft > 4000
+    assert muffled[top].mean() < shape[top].mean() - 2.0  # the bands above 4 kHz lost (natural log units)

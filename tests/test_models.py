@@ -131,7 +131,8 @@ def test_every_shipped_head_loads_for_its_model(name, speech_clip):
     emb = embedder.embed(read_audio(speech_clip)[16000:32000])
     for head_name in heads:
         head = ProbeHead.load(head_name, embedder.card)
-        probs = head.probabilities(emb)
+        probs = head.probabilities(emb, band_shape=embedder.band_shape()) if head.reads_band_shape else \
+            head.probabilities(emb)
         assert set(probs) == set(head.classes) and abs(sum(probs.values()) - 1) < 1e-5
     assert -1.0 <= shipped_threshold(embedder.card) <= 1.0
 
@@ -157,3 +158,37 @@ def test_head_trained_on_another_file_of_the_same_model_is_refused(tmp_path):
         save_probe(tmp_path / "emotion.npz", card, {k: z[k] for k in z.files})
     with pytest.raises(HeadError, match="trained on model edgepara-tiny \\(sha256 000000000000"):
         ProbeHead.load(str(tmp_path / "emotion.npz"), Embedder("edgepara-tiny").card)
+
+
+def test_a_band_shape_head_needs_the_windows_band_shape_and_the_models_mel_bands(tmp_path, speech_clip):
+    """The shipped mask head reads the window's spectral shape beside the embedding: called without it, or
+    built for a frontend with other mel bands, it says so in one line instead of computing from the wrong input."""
+    from edgepara.assets import heads_dir
+    from edgepara.audio import read_audio
+    from edgepara.errors import EdgeparaError, HeadError
+    from edgepara.heads import save_probe
+    from edgepara.stream.pipeline import Pipeline
+
+    embedder = Embedder("edgepara-tiny")
+    head = ProbeHead.load("mask", embedder.card)
+    assert head.reads_band_shape and head.dim == embedder.dim and head.band_shape_dim == 40
+    emb = embedder.embed(read_audio(speech_clip)[16000:32000])
+    with pytest.raises(HeadError, match="expected the window's band shape too \\(40 values"):
+        head.probabilities(emb)
+    assert set(head.probabilities(emb, band_shape=embedder.band_shape())) == {"mask", "no_mask"}
+    head_path = heads_dir() / "edgepara-tiny" / "mask.npz"
+    with np.load(head_path) as z:
+        arrays = {k: z[k] for k in z.files}
+    card = json.loads(head_path.with_suffix(".json").read_text())
+    save_probe(tmp_path / "mask.npz", dict(card, band_shape_dim=64), arrays)
+    with pytest.raises(HeadError, match="expected band shapes of the model's 40 mel bands, got 64"):
+        ProbeHead.load(str(tmp_path / "mask.npz"), embedder.card)
+
+    class EmbedderWithoutBandShape:  # a library user's own embedder
+        card, window, hop, name, sample_rate = embedder.card, embedder.window, embedder.hop, "mine", 16000
+
+        def timed_embed(self, window):
+            return embedder.embed(window), 0.0
+
+    with pytest.raises(EdgeparaError, match="expected an embedder with band_shape\\(\\) for head mask"):
+        Pipeline(heads=["mask"], embedder=EmbedderWithoutBandShape())

@@ -229,6 +229,10 @@ class Pipeline:
         # found once, not per window: the speaker head picks the voice adaptive heads read a window against
         self._speaker = _speaker_head(self.heads)
         self._adaptive_heads = [h for h in self.heads if getattr(h, "adaptive", False)]
+        self._band_shape_heads = [h for h in self.heads if getattr(h, "reads_band_shape", False)]
+        if self._band_shape_heads and not callable(getattr(embedder, "band_shape", None)):
+            raise EdgeparaError(f"expected an embedder with band_shape() for head {self._band_shape_heads[0].name} "
+                                f"(it reads the window's spectral shape), got {type(embedder).__name__} without one")
         self.adaptation = _adaptation_for(adaptation, self._speaker, embedder.card)
         if adapt_profiles and self._speaker is None:
             raise EdgeparaError(f"expected adapt_profiles=True only with the 'speaker' head, got heads "
@@ -554,7 +558,9 @@ class Pipeline:
         embedding, ms = self.embedder.timed_embed(window.samples)
         self.stats.add_latency(ms)
         # Heads that read a voice's baseline come last: the speaker head's scores pick the voice.
-        probs = {head.name: head.probabilities(embedding) for head in self.heads if head not in self._adaptive_heads}
+        shape = self.embedder.band_shape() if self._band_shape_heads else None
+        probs = {head.name: head.probabilities(embedding, band_shape=shape) if head in self._band_shape_heads
+                 else head.probabilities(embedding) for head in self.heads if head not in self._adaptive_heads}
         baseline = None
         speaker = self._speaker
         if speaker is not None:  # the utterance's voice so far: whom the final names (adaptive heads, profiles)

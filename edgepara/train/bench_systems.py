@@ -76,6 +76,22 @@ def int8_system(model: str) -> tuple[str, object, int]:
     return f"{card['name']}_int8vad_{card['sha256'][:12]}", lambda: _int8(model), card["bytes"]
 
 
+def band_shape_system(model: str) -> tuple[str, object, None]:
+    """Each utterance's spectral shape as the live pipeline computes it for a band-shape head: the mean over its
+    speech windows of frontend.band_shape of the model's own log-mels."""
+    _, card = resolve_model(model)
+    return f"{card['name']}_bandshapevad_{card['sha256'][:12]}", lambda: _band_shapes(model), None
+
+
+def _band_shapes(model: str):
+    from ..frontend import band_shape
+    from ..runtime import Embedder
+
+    embedder = Embedder(model)  # its frontend: the log-mels its embed() computes
+    return lambda audio: np.mean([band_shape(embedder.features(w))
+                                  for w in speech_or_all_windows(audio, embedder.window, embedder.hop)], axis=0)
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 

@@ -8,9 +8,9 @@ import numpy as np
 
 from ..assets import heads_dir, resolve_model
 from ..errors import EdgeparaError
-from ..heads import save_probe
+from ..heads import BAND_SHAPE_INPUT, save_probe
 from .bench_sets import Item, mask_curves, mask_items, robust_items
-from .bench_systems import features, int8_system
+from .bench_systems import band_shape_system, features, int8_system
 from .bench_tasks import evaluate_mask, mask_design
 from .masks import HELD_OUT_MASK, MASK_TYPES
 from .data import data_root as find_data_root, load_manifest
@@ -108,16 +108,26 @@ def train_ravdess_head(model: str, cache: Path, root: Path, out_dir: Path | None
 
 def train_mask_head(model: str, cache: Path, data_root=None, out_dir: Path | None = None, log=print,
                     command: str = "") -> dict:
-    """Masked vs not masked, on simulated masks; one mask type is held out of training and reported."""
+    """Masked vs not masked, on simulated masks; one mask type is held out of training and reported. The head
+    reads each window's spectral shape beside the embedding (card input "embedding+band_shape"): a mask's loss of
+    high frequencies, which the student keeps little of (the embedding alone is reported too)."""
+    from ..frontend import FrontendConfig
 
     items, X = masked_ravdess_features(model, cache, data_root, log)
+    shapes = features(band_shape_system(model), items, cache, "ravdess_masked", mask_curves(find_data_root(data_root)),
+                      log=log)
     design = mask_design(items, every_seen_type=True)
     y = design["label"]
-    probe = fit_probe(X[design["train"]], y[design["train"]], X[design["val"]], y[design["val"]])
-    uar = evaluate_mask(X, design)
+    joined = np.hstack([X, shapes])
+    probe = fit_probe(joined[design["train"]], y[design["train"]], joined[design["val"]], y[design["val"]])
+    uar, embedding_only = evaluate_mask(joined, design), evaluate_mask(X, design)
+    _, model_card = resolve_model(model)
+    n_mels = FrontendConfig.from_card(model_card["frontend"]).n_mels
     card = probe_card("mask", "face mask worn (binary), SIMULATED", probe, model, {
         "simulated_uar_seen_mask_types": round(uar["test_seen"], 4),
         f"simulated_uar_held_out_{HELD_OUT_MASK}": round(uar["test_held_out"], 4),
+        "embedding_only": {"simulated_uar_seen_mask_types": round(embedding_only["test_seen"], 4),
+                           f"simulated_uar_held_out_{HELD_OUT_MASK}": round(embedding_only["test_held_out"], 4)},
         "split": f"RAVDESS first takes; fit on actors 01-18 (C chosen on 17-18), tested on actors 19-24; "
                  f"each utterance clean and through every one of {', '.join(m for m in MASK_TYPES if m != HELD_OUT_MASK)} "
                  f"(clean rows weighted to balance), {HELD_OUT_MASK} held out",
@@ -127,9 +137,13 @@ def train_mask_head(model: str, cache: Path, data_root=None, out_dir: Path | Non
         "measured attenuation curves (Corey, Jones & Singer 2020). Not validated on real masked speech; for scale, "
         "the ComParE 2020 Mask sub-challenge on real recordings had a 71.8% UAR baseline. "
         f"{HELD_OUT_MASK} is held out of this head's training only: the student's distillation augmentation "
-        "filtered some unlabelled training clips through all four curves."))
+        "filtered some unlabelled training clips through all four curves. The head reads the loss of high "
+        "frequencies: audio that never had them (8 kHz recordings, narrow-band phone codecs) reads as masked."),
+        input=BAND_SHAPE_INPUT, kind="logistic regression on standardised utterance embeddings and band shapes")
+    card.update(band_shape_dim=n_mels, version="0.5.0")  # 0.5.0: reads the band shape too
     card = save_probe((out_dir or heads_dir() / model) / "mask.npz", card, probe.arrays())
-    log(f"mask head (simulated): UAR seen types {uar['test_seen']:.3f}, held-out {HELD_OUT_MASK} {uar['test_held_out']:.3f}")
+    log(f"mask head (simulated): UAR seen types {uar['test_seen']:.3f}, held-out {HELD_OUT_MASK} {uar['test_held_out']:.3f} "
+        f"(the embedding alone {embedding_only['test_seen']:.3f}, {embedding_only['test_held_out']:.3f})")
     return card
 
 
