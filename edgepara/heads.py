@@ -82,8 +82,8 @@ class ProbeHead:
         if self.reads_band_shape:
             if band_shape is None or np.shape(band_shape)[-1] != self.band_shape_dim:
                 found = "none" if band_shape is None else f"{np.shape(band_shape)[-1]} values"
-                raise HeadError(f"head {self.name}: expected the window's band shape too ({self.band_shape_dim} values, "
-                                f"Embedder.band_shape()), got {found}")
+                raise HeadError(f"head {self.name}: expected the window's band shape too ({self.band_shape_dim} "
+                                f"values, Embedder.band_shape()), got {found}")
             embedding = np.concatenate([embedding, band_shape])
         if self.adaptive:
             embedding = (baseline or Baseline()).normalise(embedding, self.prior_mean, self.prior_std, self.prior_n,

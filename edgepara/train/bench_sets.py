@@ -90,7 +90,7 @@ def room_noise_items(utterances: list[Utterance], root: Path, part: str = "eval"
     for name, listed in (("rirs_real", rooms), ("noise_real", noises)):
         if not listed:  # every third file listed is held out: the manifest lists too few
             raise EdgeparaError(f"expected recordings listed in {root / name / 'manifest.csv'} (a third of them "
-                                f"held out for the robustness set), got none" + (" for training" if part == "train" else ""))
+                                "held out for the robustness set), got none" + (" for training" * (part == "train")))
     if part == "eval":
         return [Item(u, room_noise=(str(rooms[i % len(rooms)]), str(noises[(i // len(rooms)) % len(noises)])))
                 for i, u in enumerate(utterances)]

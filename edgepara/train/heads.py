@@ -142,8 +142,9 @@ def train_mask_head(model: str, cache: Path, data_root=None, out_dir: Path | Non
         input=BAND_SHAPE_INPUT, kind="logistic regression on standardised utterance embeddings and band shapes")
     card.update(band_shape_dim=n_mels, version="0.5.0")  # 0.5.0: reads the band shape too
     card = save_probe((out_dir or heads_dir() / model) / "mask.npz", card, probe.arrays())
-    log(f"mask head (simulated): UAR seen types {uar['test_seen']:.3f}, held-out {HELD_OUT_MASK} {uar['test_held_out']:.3f} "
-        f"(the embedding alone {embedding_only['test_seen']:.3f}, {embedding_only['test_held_out']:.3f})")
+    log(f"mask head (simulated): UAR seen types {uar['test_seen']:.3f}, held-out {HELD_OUT_MASK} "
+        f"{uar['test_held_out']:.3f} (the embedding alone {embedding_only['test_seen']:.3f}, "
+        f"{embedding_only['test_held_out']:.3f})")
     return card
 
 
