@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import EdgeparaError
 from ..frontend import LogMel
+from ..runtime import Embedder  # imported with the rest, not after hours of training (code may change under a run)
 from .augment import Corruptor
 from .balance import TEMPERATURE, language_shares, sampling_probabilities, window_languages
 from .data import (DISTILLATION_SETS, data_root as find_data_root, distillation_utterances, load_manifest,
@@ -274,8 +275,6 @@ def float_embeddings(backbone, mels: np.ndarray) -> np.ndarray:
 
 
 def int8_embeddings(tflite_path: Path, windows: np.ndarray) -> np.ndarray:
-    from ..runtime import Embedder
-
     embedder = Embedder(tflite_path)
     return np.stack([embedder.embed(w) for w in windows])
 
