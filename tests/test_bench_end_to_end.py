@@ -379,10 +379,12 @@ def test_write_heads_trains_the_mask_heads_from_generated_corpora(world, written
     mask = json.loads((tree / "heads" / model / "mask.json").read_text())
     for metrics in (mask["metrics"], mask["metrics"]["embedding_only"]):
         assert 0 <= metrics["simulated_uar_seen_mask_types"] <= 1 and 0 <= metrics["simulated_uar_held_out_CottonPlain2L"] <= 1
-    # the mask head reads each window's band shape beside the embedding, and runs so through listen
+    # both mask heads read each window's band shape beside the embedding (the embedding alone reported beside it)
     model_card = json.loads((tree / "models" / f"{model}.json").read_text())
-    assert mask["input"] == "embedding+band_shape" and mask["band_shape_dim"] == model_card["frontend"]["n_mels"]
-    assert mask["dim"] == model_card["embedding_dim"]
+    for name in ("mask", "mask_type"):
+        card = json.loads((tree / "heads" / model / f"{name}.json").read_text())
+        assert card["input"] == "embedding+band_shape" and card["band_shape_dim"] == model_card["frontend"]["n_mels"]
+        assert card["dim"] == model_card["embedding_dim"] and "embedding_only" in card["metrics"]
 
 
 def test_bench_speaker_table_runs_on_the_calibration_write_heads_wrote(world, written):

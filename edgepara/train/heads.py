@@ -17,11 +17,22 @@ from .data import data_root as find_data_root, load_manifest
 from .probes import fit_probe, scores
 
 
-def masked_ravdess_features(model: str, cache: Path, data_root, log) -> tuple[list, np.ndarray]:
-    """The simulated-mask items (clean + four masks) and their int8 utterance embeddings."""
+def masked_ravdess_features(model: str, cache: Path, data_root, log) -> tuple[list, np.ndarray, np.ndarray]:
+    """The simulated-mask items (clean + four masks), their int8 utterance embeddings and their band shapes (the mean
+    of their speech windows' frontend.band_shape): what the mask heads read."""
     root = find_data_root(data_root)
     items = mask_items(load_manifest("ravdess", root))
-    return items, features(int8_system(model), items, cache, "ravdess_masked", mask_curves(root), log=log)
+    return (items, features(int8_system(model), items, cache, "ravdess_masked", mask_curves(root), log=log),
+            features(band_shape_system(model), items, cache, "ravdess_masked", mask_curves(root), log=log))
+
+
+def band_shape_fields(model: str) -> dict:
+    """The card fields of a head that reads the band shape beside the embedding (version 0.5.0 of the mask heads)."""
+    from ..frontend import FrontendConfig
+
+    _, model_card = resolve_model(model)
+    return {"input": BAND_SHAPE_INPUT, "band_shape_dim": FrontendConfig.from_card(model_card["frontend"]).n_mels,
+            "kind": "logistic regression on standardised utterance embeddings and band shapes"}
 
 
 def probe_card(name: str, task: str, probe, model: str, metrics: dict, data: str,
@@ -111,18 +122,12 @@ def train_mask_head(model: str, cache: Path, data_root=None, out_dir: Path | Non
     """Masked vs not masked, on simulated masks; one mask type is held out of training and reported. The head
     reads each window's spectral shape beside the embedding (card input "embedding+band_shape"): a mask's loss of
     high frequencies, which the student keeps little of (the embedding alone is reported too)."""
-    from ..frontend import FrontendConfig
-
-    items, X = masked_ravdess_features(model, cache, data_root, log)
-    shapes = features(band_shape_system(model), items, cache, "ravdess_masked", mask_curves(find_data_root(data_root)),
-                      log=log)
+    items, X, shapes = masked_ravdess_features(model, cache, data_root, log)
     design = mask_design(items, every_seen_type=True)
     y = design["label"]
     joined = np.hstack([X, shapes])
     probe = fit_probe(joined[design["train"]], y[design["train"]], joined[design["val"]], y[design["val"]])
     uar, embedding_only = evaluate_mask(joined, design), evaluate_mask(X, design)
-    _, model_card = resolve_model(model)
-    n_mels = FrontendConfig.from_card(model_card["frontend"]).n_mels
     card = probe_card("mask", "face mask worn (binary), SIMULATED", probe, model, {
         "simulated_uar_seen_mask_types": round(uar["test_seen"], 4),
         f"simulated_uar_held_out_{HELD_OUT_MASK}": round(uar["test_held_out"], 4),
@@ -139,8 +144,8 @@ def train_mask_head(model: str, cache: Path, data_root=None, out_dir: Path | Non
         f"{HELD_OUT_MASK} is held out of this head's training only: the student's distillation augmentation "
         "filtered some unlabelled training clips through all four curves. The head reads the loss of high "
         "frequencies: audio that never had them (8 kHz recordings, narrow-band phone codecs) reads as masked."),
-        input=BAND_SHAPE_INPUT, kind="logistic regression on standardised utterance embeddings and band shapes")
-    card.update(band_shape_dim=n_mels, version="0.5.0")  # 0.5.0: reads the band shape too
+        **band_shape_fields(model))
+    card["version"] = "0.5.0"  # 0.5.0: reads the band shape too
     card = save_probe((out_dir or heads_dir() / model) / "mask.npz", card, probe.arrays())
     log(f"mask head (simulated): UAR seen types {uar['test_seen']:.3f}, held-out {HELD_OUT_MASK} "
         f"{uar['test_held_out']:.3f} (the embedding alone {embedding_only['test_seen']:.3f}, "
@@ -154,25 +159,35 @@ def train_mask_type_head(model: str, cache: Path, data_root=None, out_dir: Path 
     (the held-out type cannot be named by a head that never saw it)."""
     from .user_heads import confusion_table
 
-    items, X = masked_ravdess_features(model, cache, data_root, log)
+    items, X, shapes = masked_ravdess_features(model, cache, data_root, log)
     y = np.array([it.mask or "none" for it in items])
     split = np.array([it.utterance.split for it in items])
     seen = y != HELD_OUT_MASK
     rows = {name: seen & (split == name) for name in ("train", "val", "test")}
-    probe = fit_probe(X[rows["train"]], y[rows["train"]], X[rows["val"]], y[rows["val"]])
-    predicted = probe.predict(X[rows["test"]])
-    test = scores(y[rows["test"]], predicted)
+
+    def fit_and_test(F: np.ndarray):
+        probe = fit_probe(F[rows["train"]], y[rows["train"]], F[rows["val"]], y[rows["val"]])
+        predicted = probe.predict(F[rows["test"]])
+        return probe, predicted, scores(y[rows["test"]], predicted)
+
+    probe, predicted, test = fit_and_test(np.hstack([X, shapes]))
+    embedding_only = fit_and_test(X)[2]
     card = probe_card("mask_type", "which face mask (none or one of three types), SIMULATED", probe, model, {
         "simulated_test_accuracy": round(test["accuracy"], 4), "simulated_test_uar": round(test["uar"], 4),
+        "embedding_only": {"simulated_test_accuracy": round(embedding_only["accuracy"], 4),
+                           "simulated_test_uar": round(embedding_only["uar"], 4)},
         "chance_uar": round(1 / len(probe.classes), 4),
         "test_confusion": confusion_table(y[rows["test"]], predicted, probe.classes).splitlines(),
         "split": f"RAVDESS first takes; fit on actors 01-18 (C chosen on 17-18), tested on actors 19-24; "
                  f"types {', '.join(m for m in MASK_TYPES if m != HELD_OUT_MASK)}; {HELD_OUT_MASK} left out",
         "command": command,
     }, data="RAVDESS speech (Livingstone & Russo 2018) through simulated masks",
-        caveat="Simulated masks only (see the mask head's card); not validated on real masked speech.")
+        caveat="Simulated masks only (see the mask head's card); not validated on real masked speech.",
+        **band_shape_fields(model))
+    card["version"] = "0.5.0"  # 0.5.0: reads the band shape too
     card = save_probe((out_dir or heads_dir() / model) / "mask_type.npz", card, probe.arrays())
-    log(f"mask type head (simulated): test UAR {test['uar']:.3f} over {len(probe.classes)} classes on {model}")
+    log(f"mask type head (simulated): test UAR {test['uar']:.3f} over {len(probe.classes)} classes on {model} (the "
+        f"embedding alone {embedding_only['uar']:.3f})")
     return card
 
 
