@@ -204,8 +204,8 @@ def train_student(cfg: StudentConfig, clean: np.ndarray, corrupted: np.ndarray, 
     val_idx, train_idx = order[:n_val], order[n_val:]
     p_train = draw[train_idx] / draw[train_idx].sum()
     history, start, seconds, t0 = {}, 0, 0.0, time.time()
-    fingerprint = run_fingerprint(cfg, dc, epochs, targets)
     if checkpoint is not None:
+        fingerprint = run_fingerprint(cfg, dc, epochs, targets)
         start, history, seconds = load_checkpoint(checkpoint, fingerprint, trainer, rng)
         if start:
             log(f"  {cfg.name}: resuming after epoch {start}/{epochs} ({checkpoint})")
@@ -237,15 +237,13 @@ def run_fingerprint(cfg: StudentConfig, dc: DistillConfig, epochs: int, targets:
 
 def save_checkpoint(folder: Path, fingerprint: str, trainer, rng: np.random.Generator, epoch: int, history: dict,
                     seconds: float):
-    """Weights, optimizer state and the draw generator after `epoch`; state.json, written last and atomically,
-    names the epoch, so a run stopped mid-save resumes from the one before."""
+    """Weights, optimizer state and the draw generator after `epoch`; state.json, written last (atomically, as
+    every project file), names the epoch, so a run stopped mid-save resumes from the one before."""
     folder.mkdir(parents=True, exist_ok=True)
     trainer.save_weights(folder / f"epoch-{epoch}.weights.h5")
     np.savez(folder / f"epoch-{epoch}.optimizer.npz", *[np.asarray(v) for v in trainer.optimizer.variables])
-    state = {"fingerprint": fingerprint, "epoch": epoch, "history": history, "rng": rng.bit_generator.state,
-             "seconds": seconds}
-    (folder / "state.json.tmp").write_text(json.dumps(state))
-    (folder / "state.json.tmp").replace(folder / "state.json")
+    write_json(folder / "state.json", {"fingerprint": fingerprint, "epoch": epoch, "history": history,
+                                       "rng": rng.bit_generator.state, "seconds": seconds})
     for old in folder.glob("epoch-*"):
         if old.name.split(".")[0] != f"epoch-{epoch}":
             old.unlink()
