@@ -25,10 +25,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from edgepara.assets import heads_dir  # noqa: E402
-from edgepara.train.bench_sets import Item, room_noise_items  # noqa: E402
+from edgepara.train.bench_sets import room_noise_items  # noqa: E402
 from edgepara.train.bench_systems import features, int8_system  # noqa: E402
 from edgepara.train.data import data_root as find_data_root  # noqa: E402
-from edgepara.train.emotion import TASKS, Labelled, _stack, balanced_weights, speaker_normalised, task_data  # noqa: E402
+from edgepara.train.emotion import (TASKS, Labelled, _stack, balanced_weights, corpus_features,  # noqa: E402
+                                    speaker_normalised, task_data)
 from edgepara.train.emotion_corpora import HELD_OUT_CORPORA, SET_NAMES, labelled_rows  # noqa: E402
 from edgepara.train.probes import fit_probe, fit_with_c, scores  # noqa: E402
 
@@ -36,14 +37,11 @@ ROOM_WEIGHTS = (0.0, 1.0, 0.5, 0.25)
 
 
 def embeddings(model: str, root: Path, cache: Path, condition: str) -> dict[str, np.ndarray]:
-    """Every labelled corpus, clean or through rooms ("train" or "eval")."""
-    out = {}
-    for corpus, set_name in SET_NAMES.items():
-        rows = labelled_rows(corpus, root)
-        items = [Item(u) for u in rows] if condition == "clean" else room_noise_items(rows, root, condition)
-        out[corpus] = features(int8_system(model), items, cache, set_name if condition == "clean" else
-                               f"{set_name}_rooms_{condition}")
-    return out
+    """Every labelled corpus, clean (the bench's own embeddings) or through rooms ("train" or "eval")."""
+    if condition == "clean":
+        return corpus_features(int8_system(model), root, cache)
+    return {corpus: features(int8_system(model), room_noise_items(labelled_rows(corpus, root), root, condition), cache,
+                             f"{set_name}_rooms_{condition}") for corpus, set_name in SET_NAMES.items()}
 
 
 def with_room_copies(parts: dict[str, Labelled], rooms: dict[str, Labelled]) -> dict[str, Labelled]:
