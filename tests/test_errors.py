@@ -172,6 +172,31 @@ def test_bad_head_is_refused_at_load(tmp_path, case):
         ProbeHead.load(str(path), Embedder(MODEL).card)
 
 
+# the mask heads read the window's band shape beside the embedding (card input "embedding+band_shape")
+BAND_SHAPE_DAMAGE = {
+    "band_shape_dim missing": (lambda c: c.pop("band_shape_dim"), None, "expected band_shape_dim, an integer >= 1"),
+    "band_shape_dim zero": (lambda c: c.update(band_shape_dim=0), None, "expected band_shape_dim, an integer >= 1"),
+    "band_shape_dim a string": (lambda c: c.update(band_shape_dim="40"), None, "expected band_shape_dim"),
+    "other mel bands": (lambda c: c.update(band_shape_dim=64), None, "expected band shapes of the model's 40 mel bands"),
+    "no band-shape weights": (lambda c: c.pop("input"), None, "expected mean of shape \\(192,\\)"),
+    "band-shape weights cut": (None, lambda a: a.update(mean=a["mean"][:192]), "expected mean of shape \\(232,\\)"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAND_SHAPE_DAMAGE))
+def test_bad_band_shape_head_is_refused_at_load_and_one_line_in_the_cli(tmp_path, case):
+    from edgepara.heads import ProbeHead
+    from edgepara.runtime import Embedder
+
+    card_change, array_change, message = BAND_SHAPE_DAMAGE[case]
+    path = write_head(tmp_path, card_change, array_change, source="mask")
+    with pytest.raises(HeadError, match=message):
+        ProbeHead.load(str(path), Embedder(MODEL).card)
+    r = run_cli(tmp_path, "listen", "--file", CLIP, "--model", MODEL, "--head", path, "--jsonl", "-",
+                "--no-dashboard")
+    assert_one_line_error(r, EXIT_RUNTIME, "bad_head")
+
+
 @pytest.mark.parametrize("case", ["NaN weight", "no classes", "W too short"])
 def test_bad_head_is_one_line_in_the_cli_and_no_nan_reaches_the_output(tmp_path, case):
     card_change, array_change, message = HEAD_DAMAGE[case]
