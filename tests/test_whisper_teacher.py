@@ -73,3 +73,40 @@ def test_bad_weights_and_long_audio_are_refused(tmp_path, encoder):
         read_ct2_variables(tmp_path / "model.bin")
     with pytest.raises(EdgeparaError, match="at most 30 s"):
         encoder.blocks(np.zeros(31 * 16000, np.int16), (1,))
+
+
+def _join(args):
+    import os
+
+    from edgepara.train.whisper import _joined_base
+
+    part1, part2, cache, barrier = args
+    os.environ["XDG_CACHE_HOME"] = cache
+    barrier.wait()  # every labelling worker starts at once and finds no joined model yet
+    return str(_joined_base(Path(part1), Path(part2)))
+
+
+def test_labelling_workers_joining_whisper_base_at_once_all_get_the_whole_model(tmp_path):
+    """`base` ships as two parts; labelling workers that start together each join them. Each must get a folder
+    whose model.bin is the whole model, with its config beside it (two workers once crashed on one temp file)."""
+    import multiprocessing as mp
+
+    rng = np.random.default_rng(0)
+    halves = [rng.integers(0, 256, 8 << 20, dtype=np.uint8).tobytes() for _ in range(2)]
+    parts = []
+    for i, half in enumerate(halves, 1):
+        data = tmp_path / f"part{i}" / "data"
+        data.mkdir(parents=True)
+        (data / f"model.bin.part{i}").write_bytes(half)
+        parts.append(str(data.parent))
+    (tmp_path / "part1" / "data" / "config.json").write_text('{"layers": 6}')
+    ctx = mp.get_context("fork")
+    n = 6
+    barrier = ctx.Manager().Barrier(n)
+    with ctx.Pool(n) as pool:
+        folders = pool.map(_join, [(parts[0], parts[1], str(tmp_path / "cache"), barrier)] * n)
+    out = tmp_path / "cache" / "edgepara" / "whisper-base"
+    assert set(folders) == {str(out)}
+    assert (out / "model.bin").read_bytes() == halves[0] + halves[1]
+    assert (out / "config.json").read_text() == '{"layers": 6}'
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.bin"]  # no temporary file left

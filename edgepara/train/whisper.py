@@ -98,18 +98,23 @@ def resolve_model_dir(name_or_path: str) -> Path:
 
 
 def _joined_base(part1: Path, part2: Path) -> Path:
-    """model.bin of `base` ships split in two packages; join once into a cache folder."""
+    """model.bin of `base` ships split in two packages; join once into a cache folder.
+
+    Labelling workers start together and may all join at once: each writes its own temporary file, the config
+    files go first and model.bin appears last, atomically, so a folder with model.bin is always complete."""
     out = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgepara" / "whisper-base"
     target = out / "model.bin"
     if not target.exists():
         out.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".part")
+        for extra in (part1 / "data").glob("*.json"):
+            tmp_json = out / f".{extra.name}.{os.getpid()}"
+            tmp_json.write_bytes(extra.read_bytes())
+            os.replace(tmp_json, out / extra.name)
+        tmp = out / f".model.bin.{os.getpid()}"
         with open(tmp, "wb") as f:
             for part in (part1 / "data" / "model.bin.part1", part2 / "data" / "model.bin.part2"):
                 f.write(part.read_bytes())
         os.replace(tmp, target)
-        for extra in (part1 / "data").glob("*.json"):
-            (out / extra.name).write_bytes(extra.read_bytes())
     return out
 
 
