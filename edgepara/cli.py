@@ -409,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     distill = sub.add_parser("distill", help="[train] distil the students from the teachers")
     distill.add_argument("--sizes", default="edgepara-tiny,edgepara-small", help="comma-separated student sizes")
     distill.add_argument("--epochs", type=positive_int, default=None,
-                         help="passes over the data (default: each size's shipped schedule, tiny 12, small 8)")
+                         help="passes over the data (default: each size's shipped schedule, tiny 36, small 8)")
     distill.add_argument("--seed", type=int, default=0, help="random seed")
     distill.add_argument("--corrupt-share", type=PROBABILITY, default=0.5,
                          help="share of windows heard through real rooms/noise/gain/Opus each epoch (default 0.5)")
@@ -467,8 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--profile", action="store_true",
                        help="bench stream: cost per stage on one thread, start-up time and peak RSS of listen")
     bench.add_argument("--tables", choices=("all", "students", "emotion", "speaker"), default="all",
-                       help="bench quality: every table, or only the students' rows (teachers' rows kept), the "
-                            "emotion or the open-set speaker tables (added to OUT/results.json)")
+                       help="bench quality: every table, or only the students' rows of the clean, mask and emotion "
+                            "tables (teachers' rows kept; rows of an unchanged model whose runs are not here kept "
+                            "too), the emotion or the open-set speaker tables (added to OUT/results.json)")
     bench.add_argument("--ablation", default=None, help="bench quality: a folder of distill runs with other --losses")
     bench.add_argument("--ray", default="auto", help="bench labelling: Ray cluster address (default: auto)")
     bench.add_argument("--workers", type=positive_int_list, default=None,

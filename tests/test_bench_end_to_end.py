@@ -22,8 +22,8 @@ teachers, the Whisper layers, the teachers concatenated, eGeMAPS, each student i
 emotions are repetition 01, the masked set (clean and through four masks, for every system) being the largest:
 the full run then takes about 90 s on two loaded CPU cores (the fixture, with --tables students twice, about
 140 s). `--tables students` runs on its out folder from a cache without the students' embeddings: their rows are
-measured again (the same bytes: the embedding is deterministic on CPU, checked over three re-embeddings), the
-teachers' kept.
+measured again, in the clean, mask and emotion tables (the same bytes: the embedding is deterministic on CPU,
+checked over three re-embeddings), the teachers' kept.
 
 Not covered here: --ablation runs (each is one more float system; the seed and ablation summaries are tested on
 made-up rows in test_bench_report.py), and `bench speed|stream|labelling`."""
@@ -812,17 +812,24 @@ def test_bench_quality_students_keeps_the_teachers_rows_and_measures_the_student
         k for k in full["results"] if _is_student(k)]
     # the students' rows measured again from the same audio with the same code: the same figures
     assert serialised(students, _is_student) == serialised(full, _is_student)
-    for key in ("retention", "seeds", "sizes_bytes", "emotion", "speaker_open_set", "utterances", "command"):
+    for key in ("retention", "seeds", "sizes_bytes", "speaker_open_set", "utterances", "command"):
         assert students[key] == full[key], key
     command = students["students_command"]
     assert command.startswith("edgepara bench quality --tables students --out ") and "students-cache" in command
-    assert set(students) - set(full) == {"students_command"}
+    assert set(students) - set(full) == {"students_command"}  # nothing kept: every student's run is here
+    # the emotion tables: the students' probes and the live tables measured again, the same figures; the
+    # teachers' probes kept (never embedded, see the log above)
+    assert students["emotion"]["command"] == command
+    assert {k: v for k, v in students["emotion"].items() if k != "command"} == {
+        k: v for k, v in full["emotion"].items() if k != "command"}
     # every card now names the students' command; the figures are the full run's
     for model in MODEL_NAMES:
         card, before = full_run["after_students"]["cards"][model], full_run["after_full"]["cards"][model]
         assert card["metrics"]["quality_command"] == command and before["metrics"]["quality_command"] == full["command"]
+        assert card["metrics"]["emotion_int8"]["command"] == command
         assert {k: v for k, v in card["metrics"].items() if k != "quality_command"} == {
-            k: v for k, v in before["metrics"].items() if k != "quality_command"}
+            k: v if k != "emotion_int8" else {**v, "command": command}
+            for k, v in before["metrics"].items() if k != "quality_command"}
         assert {k: v for k, v in card.items() if k != "metrics"} == {k: v for k, v in before.items() if k != "metrics"}
     # the same tables (the teachers' rows now come first)
     assert sorted(full_run["after_students"]["md"].splitlines()) == sorted(full_run["after_full"]["md"].splitlines())

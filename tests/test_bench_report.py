@@ -3,7 +3,7 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from edgepara.train.bench_report import ablation_summary, seed_summary  # noqa: E402
+from edgepara.train.bench_report import ablation_summary, carried_rows, row_model, seed_summary  # noqa: E402
 
 
 def _result(ravdess: float, eer: float) -> dict:
@@ -26,6 +26,27 @@ def test_seeds_are_the_shipped_run_and_the_seed_variants_only():
     assert tiny["ravdess_emotion.accuracy"]["sd"] == pytest.approx(0.02)
     assert tiny["ravdess_verification_eer"]["values"] == [0.14, 0.15, 0.13]
     assert "edgepara-small" not in seed_summary(RESULTS)  # one run is not a spread
+
+
+def test_rows_name_their_student():
+    assert row_model("edgepara-tiny int8") == row_model("edgepara-tiny float") == "edgepara-tiny"
+    assert row_model("ablation tiny-epochs-36-seed-1 (edgepara-tiny float)") == "edgepara-tiny"
+    assert row_model("ablation seed-2 (edgepara-small float)") == "edgepara-small"
+    assert row_model("whisper base b3") is None and row_model("teachers_concat") is None
+
+
+def test_a_students_run_keeps_the_rows_it_cannot_measure_only_of_models_that_did_not_change():
+    """`bench quality --tables students` on a machine without some distill runs: an unchanged model (the same int8
+    row measured again) keeps its earlier float and ablation rows; a changed model's earlier rows are another
+    recipe's and go."""
+    earlier = {**RESULTS, "edgepara-tiny int8": _result(0.59, 0.15), "edgepara-small int8": _result(0.64, 0.13),
+               "edgepara-small float": _result(0.65, 0.13), "resemblyzer": _result(0.3, 0.1)}
+    now = {"resemblyzer": _result(0.3, 0.1), "edgepara-small int8": _result(0.64, 0.13),
+           "edgepara-tiny int8": _result(0.66, 0.14), "edgepara-tiny float": _result(0.67, 0.14)}
+    assert set(carried_rows(earlier, now)) == {"edgepara-small float", "ablation small-epochs-16 (edgepara-small float)"}
+    assert carried_rows(earlier, {**now, "edgepara-small int8": _result(0.70, 0.12)}) == {}
+    # a row measured again is never replaced by the earlier one
+    assert "edgepara-small float" not in carried_rows(earlier, {**now, "edgepara-small float": _result(0.1, 0.5)})
 
 
 def test_ablations_are_every_other_variant_of_that_model():

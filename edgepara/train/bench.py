@@ -10,7 +10,7 @@ import numpy as np
 
 from ..assets import available_models, resolve_model
 from ..errors import EdgeparaError
-from .bench_report import markdown_table, plot, retention, seed_summary
+from .bench_report import carried_rows, markdown_table, plot, retention, row_model, seed_summary
 from .bench_sets import ROBUST_SNR_DB, evaluation_sets
 from .bench_speed import speed  # noqa: F401 (the CLI calls bench.speed)
 from .bench_systems import (DISTILLATION_TEACHERS, WHISPER_SYSTEMS, features, mask_X_rows, split_whisper_rows,
@@ -72,9 +72,10 @@ def quality(out: Path, cache: Path, runs: Path, data_root=None, log=print, comma
 
 def tables_only(tables: str, out: Path, cache: Path, runs: Path, data_root=None, log=print,
                 command: str = "", ablation: Path | None = None) -> dict:
-    """`bench quality --tables emotion|speaker`: only those tables, written into the existing results.json
-    beside the other tables (which a run of the same models measured), and into the model cards. The emotion
-    probes include the `ablation` runs, if given (e.g. the student that never heard ASED)."""
+    """`bench quality --tables students|emotion|speaker`: only those rows or tables, written into the existing
+    results.json beside the rest (which a run of the same teachers measured), and into the model cards. students:
+    every student row of the clean, mask and emotion tables, the teachers' kept; emotion: the emotion tables of
+    every system. The student rows include the `ablation` runs, if given (e.g. the student that never heard ASED)."""
     from .emotion_bench import emotion_quality
 
     path = out / "results.json"
@@ -88,6 +89,9 @@ def tables_only(tables: str, out: Path, cache: Path, runs: Path, data_root=None,
         report["students_command"] = command
         record_in_model_cards(report)
         plot(report, out / "size_quality.png")
+        report["emotion"] = student_emotion_rows(report, cache, runs, root, ablation, log)
+        report["emotion"]["command"] = command
+        record_emotion_in_model_cards(report["emotion"])
     elif tables == "emotion":
         report["emotion"], _ = emotion_quality(system_embedders(runs, ablation), root, cache, log)
         report["emotion"]["command"] = command
@@ -128,9 +132,8 @@ def student_rows(report: dict, cache: Path, runs: Path, root: Path, ablation: Pa
     the teachers' rows (unchanged teachers, same code) kept from it; retention and seeds follow."""
     ev = evaluation_sets(root)
     design = mask_design(ev.masked)
-    systems = {name: sys_ for name, sys_ in system_embedders(runs, ablation).items()
-               if name.startswith(("edgepara", "ablation"))}
-    results = {name: r for name, r in report["results"].items() if not name.startswith(("edgepara", "ablation"))}
+    systems = student_systems(runs, ablation)
+    results = {name: r for name, r in report["results"].items() if row_model(name) is None}
     dims = system_speaker_dims(ablation)
     for name, sys_ in systems.items():
         results[name] = clean_row(name, {ds: features(sys_, items, cache, ds, log=log) for ds, items in ev.sets.items()},
@@ -140,9 +143,33 @@ def student_rows(report: dict, cache: Path, runs: Path, root: Path, ablation: Pa
                                                                           ev.curves, log), design)
         if sys_[2] is not None:
             report["sizes_bytes"][name] = sys_[2]
+    kept = carried_rows(report["results"], results)
+    results.update(kept)
+    report.pop("rows_kept", None)
+    if kept:
+        report["rows_kept"] = sorted(kept)  # measured by an earlier run, whose distill runs are not here
+        log(f"  kept from the earlier run (model unchanged, run not on this machine): {', '.join(sorted(kept))}")
     report["results"] = results
     report["retention"], report["seeds"] = retention(results), seed_summary(results)
     return report
+
+
+def student_systems(runs: Path, ablation: Path | None) -> dict:
+    return {name: sys_ for name, sys_ in system_embedders(runs, ablation).items() if row_model(name) is not None}
+
+
+def student_emotion_rows(report: dict, cache: Path, runs: Path, root: Path, ablation: Path | None, log=print) -> dict:
+    """`--tables students`' part of the emotion tables: each student's probes and each shipped model's live tables
+    measured again; the teachers' probes, and the kept rows' (`report["rows_kept"]`), from the earlier run."""
+    from .emotion_bench import emotion_quality
+
+    emotion, _ = emotion_quality(student_systems(runs, ablation), root, cache, log)
+    earlier = report.get("emotion", {}).get("probes", {})
+    keep = set(report.get("rows_kept", ()))
+    probes = {name: p for name, p in earlier.items() if row_model(name) is None}
+    probes.update(emotion["probes"])
+    probes.update({name: p for name, p in earlier.items() if name in keep})
+    return {**report.get("emotion", {}), **emotion, "probes": probes}
 
 
 def speaker_open_set(cache: Path, root: Path, log=print) -> dict:

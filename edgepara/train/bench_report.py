@@ -124,6 +124,22 @@ def ablation_runs(results: dict, model: str) -> dict[str, dict]:
     return {match.group(1): r for name, r in results.items() if (match := row.fullmatch(name))}
 
 
+def row_model(system: str) -> str | None:
+    """The student a bench row measures (`MODEL int8|float` or an ablation run of MODEL), None for a teacher."""
+    match = re.fullmatch(r"(?:ablation .+ \()?(edgepara-[\w.-]+) (?:int8|float)\)?", system)
+    return match.group(1) if match else None
+
+
+def carried_rows(earlier: dict, results: dict) -> dict:
+    """The student rows of an earlier run that this one could not measure again (their distill runs are not on this
+    machine), kept when their model did not change: its int8 row, measured again here, equals the earlier one.
+    A changed model's earlier float and ablation rows describe another recipe and are dropped."""
+    unchanged = {model for model in {row_model(name) for name in earlier} - {None}
+                 if f"{model} int8" in results and earlier.get(f"{model} int8") == results[f"{model} int8"]}
+    return {name: row for name, row in earlier.items()
+            if name not in results and row_model(name) in unchanged}
+
+
 def seed_summary(results: dict) -> dict:
     """Mean and sd (n - 1) over seeds of each model's shipped configuration, float: seed 0 is the shipped run
     (`MODEL float`), the others are `scripts/ablation.sh seed-N` runs."""
