@@ -49,6 +49,16 @@ def test_a_students_run_keeps_the_rows_it_cannot_measure_only_of_models_that_did
     assert "edgepara-small float" not in carried_rows(earlier, {**now, "edgepara-small float": _result(0.1, 0.5)})
 
 
+def test_the_report_names_the_rows_it_kept():
+    from edgepara.train.bench_report import markdown_table
+
+    results = {"edgepara-small float": _result(0.65, 0.13), "resemblyzer": _result(0.3, 0.1)}
+    report = {"results": results, "sizes_bytes": {}, "teachers_concat": ["resemblyzer"], "retention": {}}
+    assert "Rows kept" not in markdown_table(report)
+    assert "earlier run (the model did not change; its distill runs are not on the machine that measured the " \
+           "others): edgepara-small float" in markdown_table({**report, "rows_kept": ["edgepara-small float"]})
+
+
 def test_ablations_are_every_other_variant_of_that_model():
     tiny = ablation_summary(RESULTS, "edgepara-tiny")
     assert list(tiny) == ["no-gram"]

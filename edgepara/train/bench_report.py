@@ -238,6 +238,9 @@ def markdown_table(report: dict) -> str:
         size_s = ("hand-crafted" if system == "egemaps" else "" if size is None
                   else f"{size / 1e6:.1f} MB" if size > 1e6 else f"{size / 1e3:.0f} KB")
         lines.append(f"| {system} | {size_s} | " + " | ".join(_cell(r, k, m) for _, k, m in COLUMNS) + " |")
+    if report.get("rows_kept"):
+        lines += ["", "Rows kept from an earlier run (the model did not change; its distill runs are not on the machine "
+                      "that measured the others): " + ", ".join(report["rows_kept"])]
     names = list(HIGHER_IS_BETTER) + [f"{k}_minus_resemblyzer_points" for k in EER_KEYS]
     lines += ["", f"Retention (student / teachers concatenated = {' + '.join(report['teachers_concat'])}; "
                   "EER: points above resemblyzer):", "",
