@@ -409,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     distill = sub.add_parser("distill", help="[train] distil the students from the teachers")
     distill.add_argument("--sizes", default="edgepara-tiny,edgepara-small", help="comma-separated student sizes")
     distill.add_argument("--epochs", type=positive_int, default=None,
-                         help="passes over the data (default: each size's shipped schedule, tiny 36, small 8)")
+                         help="passes over the data (default: each size's shipped schedule, tiny 12, small 8)")
     distill.add_argument("--seed", type=int, default=0, help="random seed")
     distill.add_argument("--corrupt-share", type=PROBABILITY, default=0.5,
                          help="share of windows heard through real rooms/noise/gain/Opus each epoch (default 0.5)")
