@@ -106,9 +106,14 @@ class Labeller:
     """All teachers, loaded once per worker process."""
 
     def __init__(self):
+        from threadpoolctl import threadpool_limits
+
         from .teachers import ResemblyzerTeacher
         from .whisper import WhisperEncoder
 
+        # one BLAS thread in every labelling process, as in Ray's actors: a multi-threaded BLAS sums the log-mel
+        # products in another order, and the fp16 targets then differ by one step between machines and paths
+        threadpool_limits(1)
         self.encoders = {m: WhisperEncoder(m) for m in sorted({m for m, _ in WHISPER_LAYERS})}
         self.speaker = ResemblyzerTeacher()
 
