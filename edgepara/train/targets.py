@@ -106,19 +106,24 @@ class Labeller:
     """All teachers, loaded once per worker process."""
 
     def __init__(self):
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
 
         from .teachers import ResemblyzerTeacher
         from .whisper import WhisperEncoder
 
-        # one BLAS thread in every labelling process, as in Ray's actors: a multi-threaded BLAS sums the log-mel
-        # products in another order, and the fp16 targets then differ by one step between machines and paths
-        threadpool_limits(1)
+        self.blas = ThreadpoolController()  # the loaded BLAS libraries, found once
         self.encoders = {m: WhisperEncoder(m) for m in sorted({m for m, _ in WHISPER_LAYERS})}
         self.speaker = ResemblyzerTeacher()
 
     def label(self, audio: np.ndarray) -> dict[str, np.ndarray] | None:
         """Targets for every speech window of one recording, or None when the VAD finds no speech."""
+        # one BLAS thread while labelling, as in Ray's actors: a multi-threaded BLAS sums the log-mel products in
+        # another order, and the fp16 targets then differ by one step between paths; the process keeps its own
+        # setting outside labelling
+        with self.blas.limit(limits=1, user_api="blas"):
+            return self._label(audio)
+
+    def _label(self, audio: np.ndarray) -> dict[str, np.ndarray] | None:
         windows, _ = recording_windows(audio, WINDOW, TRAIN_HOP)
         if not windows:
             return None
