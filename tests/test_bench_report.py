@@ -3,7 +3,8 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from edgepara.train.bench_report import ablation_summary, carried_rows, row_model, seed_summary  # noqa: E402
+from edgepara.train.bench_report import (ablation_summary, carried_rows, row_model, seed_summary,  # noqa: E402
+                                        unchanged_models)
 
 
 def _result(ravdess: float, eer: float) -> dict:
@@ -35,18 +36,45 @@ def test_rows_name_their_student():
     assert row_model("whisper base b3") is None and row_model("teachers_concat") is None
 
 
+def test_rows_name_their_student_as_the_ablation_row_is_spelled():
+    from edgepara.train.bench_systems import ablation_name
+
+    assert row_model(ablation_name("without-ased_amharic", "edgepara-small")) == "edgepara-small"
+    assert row_model(ablation_name("no-gram-seed-2", "edgepara-tiny")) == "edgepara-tiny"
+    assert row_model("ablation no-gram (resemblyzer float)") is None
+
+
+def _card(sha: str, int8: dict | None = None) -> dict:
+    return {"sha256": sha, "metrics": {} if int8 is None else {"quality_int8": int8}}
+
+
 def test_a_students_run_keeps_the_rows_it_cannot_measure_only_of_models_that_did_not_change():
-    """`bench quality --tables students` on a machine without some distill runs: an unchanged model (the same int8
-    row measured again) keeps its earlier float and ablation rows; a changed model's earlier rows are another
-    recipe's and go."""
+    """`bench quality --tables students` on a machine without some distill runs: an unchanged model keeps its
+    earlier float and ablation rows; a changed model's earlier rows are another recipe's and go."""
     earlier = {**RESULTS, "edgepara-tiny int8": _result(0.59, 0.15), "edgepara-small int8": _result(0.64, 0.13),
                "edgepara-small float": _result(0.65, 0.13), "resemblyzer": _result(0.3, 0.1)}
     now = {"resemblyzer": _result(0.3, 0.1), "edgepara-small int8": _result(0.64, 0.13),
            "edgepara-tiny int8": _result(0.66, 0.14), "edgepara-tiny float": _result(0.67, 0.14)}
-    assert set(carried_rows(earlier, now)) == {"edgepara-small float", "ablation small-epochs-16 (edgepara-small float)"}
-    assert carried_rows(earlier, {**now, "edgepara-small int8": _result(0.70, 0.12)}) == {}
+    kept = carried_rows(earlier, now, {"edgepara-small"})
+    assert set(kept) == {"edgepara-small float", "ablation small-epochs-16 (edgepara-small float)"}
+    assert carried_rows(earlier, now, set()) == {}
     # a row measured again is never replaced by the earlier one
-    assert "edgepara-small float" not in carried_rows(earlier, {**now, "edgepara-small float": _result(0.1, 0.5)})
+    assert "edgepara-small float" not in carried_rows(earlier, {**now, "edgepara-small float": _result(0.1, 0.5)},
+                                                      {"edgepara-small"})
+
+
+def test_a_model_is_unchanged_when_the_earlier_run_recorded_its_digest():
+    """Digest recorded: that decides, whatever the rows (a fresh embedding cache can move the last digit). None
+    recorded (older reports): the earlier int8 row must equal the one measured now or the one the card carries."""
+    earlier = {"results": {"edgepara-small int8": _result(0.64, 0.13), "edgepara-tiny int8": _result(0.59, 0.15)}}
+    now = {"edgepara-small int8": _result(0.641, 0.13), "edgepara-tiny int8": _result(0.59, 0.15)}
+    cards = {"edgepara-small": _card("aa"), "edgepara-tiny": _card("bb")}
+    assert unchanged_models({**earlier, "model_sha256": {"edgepara-small": "aa", "edgepara-tiny": "old"}}, now,
+                            cards) == {"edgepara-small"}
+    assert unchanged_models(earlier, now, cards) == {"edgepara-tiny"}
+    cards["edgepara-small"] = _card("aa", _result(0.64, 0.13))  # the card that the earlier run wrote
+    assert unchanged_models(earlier, now, cards) == {"edgepara-small", "edgepara-tiny"}
+    assert unchanged_models(earlier, now, {"edgepara-small": _card("cc", _result(0.6, 0.2))}) == set()
 
 
 def test_the_report_names_the_rows_it_kept():

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..assets import available_models, resolve_model
 from ..errors import EdgeparaError
-from .bench_report import carried_rows, markdown_table, plot, retention, row_model, seed_summary
+from .bench_report import carried_rows, markdown_table, plot, retention, row_model, seed_summary, unchanged_models
 from .bench_sets import ROBUST_SNR_DB, evaluation_sets
 from .bench_speed import speed  # noqa: F401 (the CLI calls bench.speed)
 from .bench_systems import (DISTILLATION_TEACHERS, WHISPER_SYSTEMS, features, mask_X_rows, split_whisper_rows,
@@ -58,7 +58,7 @@ def quality(out: Path, cache: Path, runs: Path, data_root=None, log=print, comma
               "robustness": f"RAVDESS test actors through held-out rirs_real rooms + noise_real noise at "
                             f"{ROBUST_SNR_DB:g} dB SNR (files never heard in distillation)",
               "teachers_concat": list(DISTILLATION_TEACHERS),
-              "sizes_bytes": sizes, "results": results, "retention": retention(results),
+              "model_sha256": model_digests(shipped_cards()), "sizes_bytes": sizes, "results": results, "retention": retention(results),
               "seeds": seed_summary(results), "emotion": emotion, "speaker_open_set": speakers_open_set}
     record_in_model_cards(report)
     emotion["command"] = command
@@ -85,11 +85,12 @@ def tables_only(tables: str, out: Path, cache: Path, runs: Path, data_root=None,
     report = _full_run_report(path, tables)
     root = find_data_root(data_root)
     if tables == "students":
-        report = student_rows(report, cache, runs, root, ablation, log)
+        systems = student_systems(runs, ablation)
+        report = student_rows(report, systems, cache, root, ablation, log)
         report["students_command"] = command
         record_in_model_cards(report)
         plot(report, out / "size_quality.png")
-        report["emotion"] = student_emotion_rows(report, cache, runs, root, ablation, log)
+        report["emotion"] = student_emotion_rows(report, systems, cache, root, log)
         report["emotion"]["command"] = command
         record_emotion_in_model_cards(report["emotion"])
     elif tables == "emotion":
@@ -127,12 +128,21 @@ def _full_run_report(path: Path, tables: str) -> dict:
     return report
 
 
-def student_rows(report: dict, cache: Path, runs: Path, root: Path, ablation: Path | None, log=print) -> dict:
+def shipped_cards() -> dict[str, dict]:
+    """Each shipped model's card (resolve_model checks its sha256 against the file)."""
+    return {model: resolve_model(model)[1] for model in available_models()}
+
+
+def model_digests(cards: dict[str, dict]) -> dict[str, str]:
+    """The sha256 of each model the student rows measured, for a later `--tables students` run (`unchanged_models`)."""
+    return {model: card["sha256"] for model, card in cards.items()}
+
+
+def student_rows(report: dict, systems: dict, cache: Path, root: Path, ablation: Path | None, log=print) -> dict:
     """`--tables students`: the students' rows (int8, float, ablations) recomputed on every set of the full run,
     the teachers' rows (unchanged teachers, same code) kept from it; retention and seeds follow."""
     ev = evaluation_sets(root)
     design = mask_design(ev.masked)
-    systems = student_systems(runs, ablation)
     results = {name: r for name, r in report["results"].items() if row_model(name) is None}
     dims = system_speaker_dims(ablation)
     for name, sys_ in systems.items():
@@ -143,7 +153,9 @@ def student_rows(report: dict, cache: Path, runs: Path, root: Path, ablation: Pa
                                                                           ev.curves, log), design)
         if sys_[2] is not None:
             report["sizes_bytes"][name] = sys_[2]
-    kept = carried_rows(report["results"], results)
+    cards = shipped_cards()
+    kept = carried_rows(report["results"], results, unchanged_models(report, results, cards))
+    report["model_sha256"] = model_digests(cards)
     results.update(kept)
     report.pop("rows_kept", None)
     if kept:
@@ -158,12 +170,12 @@ def student_systems(runs: Path, ablation: Path | None) -> dict:
     return {name: sys_ for name, sys_ in system_embedders(runs, ablation).items() if row_model(name) is not None}
 
 
-def student_emotion_rows(report: dict, cache: Path, runs: Path, root: Path, ablation: Path | None, log=print) -> dict:
+def student_emotion_rows(report: dict, systems: dict, cache: Path, root: Path, log=print) -> dict:
     """`--tables students`' part of the emotion tables: each student's probes and each shipped model's live tables
     measured again; the teachers' probes, and the kept rows' (`report["rows_kept"]`), from the earlier run."""
     from .emotion_bench import emotion_quality
 
-    emotion, _ = emotion_quality(student_systems(runs, ablation), root, cache, log)
+    emotion, _ = emotion_quality(systems, root, cache, log)
     earlier = report.get("emotion", {}).get("probes", {})
     keep = set(report.get("rows_kept", ()))
     probes = {name: p for name, p in earlier.items() if row_model(name) is None}

@@ -118,24 +118,48 @@ SEED_VARIANT = re.compile(r"seed-(\d+)")  # `scripts/ablation.sh seed-N`: the sh
 SEED_METRICS = HIGHER_IS_BETTER + ("robustness_rooms_noise_10db.ratio_to_clean",) + EER_KEYS
 
 
+STUDENT = r"edgepara-[\w.-]+"
+
+
+def _ablation_row(model: str) -> re.Pattern:
+    """`ablation_name`'s row, its variant as group 1 and MODEL (a regex) as group 2."""
+    return re.compile(re.escape(ablation_name("VARIANT", "MODEL")).replace("VARIANT", "(.+)").replace("MODEL", f"({model})"))
+
+
 def ablation_runs(results: dict, model: str) -> dict[str, dict]:
     """variant -> results, for the ablation rows of one model (named by `ablation_name`)."""
-    row = re.compile(re.escape(ablation_name("VARIANT", model)).replace("VARIANT", "(.+)"))
+    row = _ablation_row(re.escape(model))
     return {match.group(1): r for name, r in results.items() if (match := row.fullmatch(name))}
 
 
 def row_model(system: str) -> str | None:
     """The student a bench row measures (`MODEL int8|float` or an ablation run of MODEL), None for a teacher."""
-    match = re.fullmatch(r"(?:ablation .+ \()?(edgepara-[\w.-]+) (?:int8|float)\)?", system)
-    return match.group(1) if match else None
+    match = re.fullmatch(f"({STUDENT}) (?:int8|float)", system) or _ablation_row(STUDENT).fullmatch(system)
+    return match.groups()[-1] if match else None
 
 
-def carried_rows(earlier: dict, results: dict) -> dict:
+def unchanged_models(earlier: dict, results: dict, cards: dict) -> set[str]:
+    """The shipped models (name -> card) that an earlier report measured and that did not change since: it
+    recorded the same sha256; a report that recorded none, when its int8 row equals the one measured again or the
+    one the model's card carries (which that report's run wrote). Not the rows alone: the same model measured on
+    another machine's fresh embedding cache can differ in the last digit."""
+    recorded = earlier.get("model_sha256")
+    same = set()
+    for model, card in cards.items():
+        row = earlier.get("results", {}).get(f"{model} int8")
+        if recorded is not None:
+            ok = recorded.get(model) == card["sha256"]
+        else:
+            ok = row is not None and row in (results.get(f"{model} int8"), card["metrics"].get("quality_int8"))
+        if ok:
+            same.add(model)
+    return same
+
+
+def carried_rows(earlier: dict, results: dict, unchanged: set[str]) -> dict:
     """The student rows of an earlier run that this one could not measure again (their distill runs are not on this
-    machine), kept when their model did not change: its int8 row, measured again here, equals the earlier one.
-    A changed model's earlier float and ablation rows describe another recipe and are dropped."""
-    unchanged = {model for model in {row_model(name) for name in earlier} - {None}
-                 if f"{model} int8" in results and earlier.get(f"{model} int8") == results[f"{model} int8"]}
+    machine), kept when their model is among the `unchanged`. A changed model's earlier float and ablation rows
+    describe another recipe and are dropped."""
     return {name: row for name, row in earlier.items()
             if name not in results and row_model(name) in unchanged}
 
