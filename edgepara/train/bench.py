@@ -58,7 +58,8 @@ def quality(out: Path, cache: Path, runs: Path, data_root=None, log=print, comma
               "robustness": f"RAVDESS test actors through held-out rirs_real rooms + noise_real noise at "
                             f"{ROBUST_SNR_DB:g} dB SNR (files never heard in distillation)",
               "teachers_concat": list(DISTILLATION_TEACHERS),
-              "model_sha256": model_digests(shipped_cards()), "sizes_bytes": sizes, "results": results, "retention": retention(results),
+              "model_sha256": model_digests(shipped_cards()), "sizes_bytes": sizes, "results": results,
+              "retention": retention(results),
               "seeds": seed_summary(results), "emotion": emotion, "speaker_open_set": speakers_open_set}
     record_in_model_cards(report)
     emotion["command"] = command
