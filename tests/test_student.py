@@ -202,6 +202,20 @@ def test_each_ablation_variant_runs_the_distill_it_names(tmp_path):
     assert rc == 0 and "--seed 0 --speaker-dim 128" in lines[0] and "edgepara-tiny" in lines[0]
     rc, lines, err = commands("no-such-loss-seed-1")
     assert rc == 2 and not lines and "unknown loss in no-such-loss" in err
+    # parts joined with + apply in turn: data options add up, losses come off the list one after another
+    rc, lines, _ = commands("no-language-balance+corrupt-share-0.75", "language-temperature-0.75-seed-1",
+                            "no-arousal+no-gram+without-ased_amharic")
+    assert rc == 0 and len(lines) == 4
+    assert "--seed 0 --language-temperature 1 --corrupt-share 0.75 --out" in lines[0]
+    assert lines[0].endswith("--runs runs/ablation/no-language-balance+corrupt-share-0.75")
+    assert "--seed 1 --language-temperature 0.75 --out" in lines[1]
+    no_arousal_no_gram = "whisper,resemblyzer,speaker_id,emotion,emotion8,whisper_emotion"
+    assert f"--losses {no_arousal_no_gram} --seed 0 --leave-out ased_amharic" in lines[2]
+    assert [line.split()[2] for line in lines[2:]] == ["edgepara-tiny", "edgepara-small"]  # ASED's transfer: both
+    rc, lines, err = commands("no-gram+no-gram")
+    assert rc == 2 and not lines and "unknown loss in no-gram" in err
+    rc, lines, err = commands("no-babble+louder")
+    assert rc == 2 and not lines and "unknown variant louder" in err
 
 
 def test_the_gram_loss_over_a_wider_context_matches_each_second_and_skips_absent_ones():
