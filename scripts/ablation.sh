@@ -33,6 +33,7 @@ variants=("$@")
 [ ${#variants[@]} -eq 0 ] && variants=(without-ased_amharic seed-1 seed-2 no-language-balance no-simulated-rooms
   no-babble without-baved_arabic without-multilingual_speech no-arousal no-whisper_emotion no-gram no-whisper
   no-whisper-teacher no-resemblyzer no-speaker_id no-emotion no-emotion8)
+drop_loss() { echo "$1" | tr ',' '\n' | grep -vx "$2" | paste -sd,; }  # LIST LOSS -> LIST without LOSS
 # Data and loss parts combine with "+" (e.g. no-language-balance+corrupt-share-0.75), each applied in turn.
 for variant in "${variants[@]}"; do
   losses="$all"; seed=0; sizes=(edgepara-tiny); epochs=(); data=(); base="$variant"; longer=0
@@ -53,11 +54,11 @@ for variant in "${variants[@]}"; do
       without-*) data+=(--leave-out "${part#without-}")
         [ "$part" = without-ased_amharic ] && sizes=(edgepara-tiny edgepara-small) ;;
       no-whisper-teacher) losses="resemblyzer,speaker_id,emotion,emotion8,arousal" ;;
-      no-*) kept=$(echo "$losses" | tr ',' '\n' | grep -vx "${part#no-}" | paste -sd,)
+      no-*) kept=$(drop_loss "$losses" "${part#no-}")
         [ "$kept" = "$losses" ] && { echo "unknown loss in $part (losses: $all)" >&2; exit 2; }
         losses="$kept" ;;
       seed-*) seed="${part#seed-}"; sizes=(edgepara-tiny edgepara-small) ;;
-      longer-no-gram) losses=$(echo "$losses" | tr ',' '\n' | grep -vx gram | paste -sd,); longer=1
+      longer-no-gram) losses=$(drop_loss "$losses" gram); longer=1
         sizes=(edgepara-tiny edgepara-small) ;;
       tiny-epochs-*|small-epochs-*) epochs=(--epochs "${part##*-}"); sizes=("edgepara-${part%%-*}") ;;
       *) echo "unknown variant $part (no-LOSS, no-whisper-teacher, no-language-balance, language-temperature-T," \
